@@ -1,1 +1,12 @@
-export {}
+export * as Canonical from "./Canonical.ts"
+export * as Currency from "./Currency.ts"
+export * as Decimal from "./Decimal.ts"
+export * as Entities from "./Entities.ts"
+export * as Fields from "./Fields.ts"
+export * as Hash from "./Hash.ts"
+export * as Merge from "./Merge.ts"
+export * as Money from "./Money.ts"
+export * as Path from "./Path.ts"
+export * as Policy from "./Policy.ts"
+export * as Refs from "./Refs.ts"
+export * as Validation from "./Validation.ts"
