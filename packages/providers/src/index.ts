@@ -1,1 +1,7 @@
-export {}
+export * as Errors from "./Errors.ts"
+export * as Provider from "./Provider.ts"
+export * as RateLimiter from "./RateLimiter.ts"
+export * as Registry from "./Registry.ts"
+export * as SandboxKit from "./SandboxKit.ts"
+export * as Signatures from "./Signatures.ts"
+export * as Tokens from "./Tokens.ts"

@@ -1,0 +1,135 @@
+/**
+ * An access-token source for one connection: refreshes ahead of expiry,
+ * one refresh at a time per connection (single-flight), and persists a
+ * rotated refresh token before anything uses it — so a crash right after a
+ * refresh can never leave us holding only a refresh token the provider has
+ * already retired.
+ */
+import { Clock, Deferred, Effect, Redacted } from "effect"
+import { type AuthFailed, NeedsReauth, ProviderUnavailable } from "./Errors.ts"
+import type { OAuthApp, Provider, TokenSet, TokenSource } from "./Provider.ts"
+
+/** Where tokens live (the engine's encrypted credential table; a Map in tests). */
+export interface TokenStore {
+  readonly load: (connectionId: string) => Effect.Effect<TokenSet | undefined>
+  /** Durably stores `tokens`; returns only once they are safe. */
+  readonly save: (connectionId: string, tokens: TokenSet) => Effect.Effect<void>
+  /** Records that the grant is gone and a person must reconnect. */
+  readonly markNeedsReauth: (connectionId: string, reason: string) => Effect.Effect<void>
+  /** Runs `effect` holding the connection's refresh lock (across processes where the store is shared). */
+  readonly withRefreshLock: <A, E>(connectionId: string, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+}
+
+export interface TokenSourceOptions {
+  readonly provider: Pick<Provider, "id" | "auth">
+  readonly app: OAuthApp
+  readonly connectionId: string
+  readonly store: TokenStore
+  /** Refresh this long before the access token expires (default 5 minutes). */
+  readonly refreshAheadMs?: number
+  /** Called after each successful refresh (metrics). */
+  readonly onRefresh?: Effect.Effect<void>
+}
+
+export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<TokenSource> =>
+  Effect.sync(() => {
+    const ahead = options.refreshAheadMs ?? 5 * 60_000
+    let current: TokenSet | undefined
+    let inFlight: Deferred.Deferred<TokenSet, NeedsReauth | ProviderUnavailable> | undefined
+
+    const fresh = (t: TokenSet | undefined, now: number): t is TokenSet => t !== undefined && t.accessTokenExpiresAt - ahead > now
+
+    const refreshNow: Effect.Effect<TokenSet, NeedsReauth | ProviderUnavailable> = options.store.withRefreshLock(
+      options.connectionId,
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        // Another process (or an earlier fiber) may have refreshed already.
+        const stored = yield* options.store.load(options.connectionId)
+        if (fresh(stored, now) && (current === undefined || Redacted.value(stored.accessToken) !== Redacted.value(current.accessToken))) {
+          return stored
+        }
+        const base = stored ?? current
+        if (base === undefined) {
+          yield* options.store.markNeedsReauth(options.connectionId, "no credentials stored")
+          return yield* new NeedsReauth({ provider: options.provider.id, connectionId: options.connectionId, reason: "no credentials stored" })
+        }
+        const next = yield* options.provider.auth.refresh(options.app, base.refreshToken).pipe(
+          Effect.catchTag("AuthFailed", (e: AuthFailed) =>
+            Effect.fail(new ProviderUnavailable({ provider: options.provider.id, connectionId: options.connectionId, reason: `token refresh failed: ${e.reason}` }))),
+          Effect.tapError((e) =>
+            e._tag === "NeedsReauth" ? options.store.markNeedsReauth(options.connectionId, e.reason) : Effect.void
+          )
+        )
+        // Persist the rotated refresh token before anyone uses the new access token.
+        yield* options.store.save(options.connectionId, next)
+        if (options.onRefresh !== undefined) yield* options.onRefresh
+        return next
+      })
+    )
+
+    const singleFlight: Effect.Effect<TokenSet, NeedsReauth | ProviderUnavailable> = Effect.suspend(() => {
+      if (inFlight !== undefined) return Deferred.await(inFlight)
+      const d = Deferred.makeUnsafe<TokenSet, NeedsReauth | ProviderUnavailable>()
+      inFlight = d
+      return refreshNow.pipe(
+        Effect.tap((t) =>
+          Effect.sync(() => {
+            current = t
+          })
+        ),
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            inFlight = undefined
+            Deferred.doneUnsafe(d, exit)
+          })
+        )
+      )
+    })
+
+    const accessToken = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (fresh(current, now)) return current.accessToken
+      if (current === undefined) {
+        const stored = yield* options.store.load(options.connectionId)
+        if (fresh(stored, now)) {
+          current = stored
+          return stored.accessToken
+        }
+      }
+      return (yield* singleFlight).accessToken
+    })
+
+    const invalidate = (refused: Redacted.Redacted<string>) =>
+      Effect.sync(() => {
+        if (current !== undefined && Redacted.value(current.accessToken) === Redacted.value(refused)) {
+          current = { ...current, accessTokenExpiresAt: 0 }
+        }
+      })
+
+    return { accessToken, invalidate } satisfies TokenSource
+  })
+
+/** A TokenStore in memory, for tests and the sandbox demo. */
+export const memoryTokenStore = (initial?: Readonly<Record<string, TokenSet>>): TokenStore & {
+  readonly needsReauth: Map<string, string>
+  readonly saved: Array<{ connectionId: string; tokens: TokenSet }>
+} => {
+  const tokens = new Map<string, TokenSet>(Object.entries(initial ?? {}))
+  const needsReauth = new Map<string, string>()
+  const saved: Array<{ connectionId: string; tokens: TokenSet }> = []
+  return {
+    needsReauth,
+    saved,
+    load: (id) => Effect.sync(() => tokens.get(id)),
+    save: (id, t) =>
+      Effect.sync(() => {
+        tokens.set(id, t)
+        saved.push({ connectionId: id, tokens: t })
+      }),
+    markNeedsReauth: (id, reason) =>
+      Effect.sync(() => {
+        needsReauth.set(id, reason)
+      }),
+    withRefreshLock: (_id, effect) => effect
+  }
+}
