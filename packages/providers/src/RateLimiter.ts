@@ -105,8 +105,11 @@ export const make = (options: RateLimiterOptions): Effect.Effect<RateLimiter, ne
         )
       })
 
+    // Waiting for a slot stays interruptible; a granted slot is always released.
     const run = <A, E, R>(effect: Effect.Effect<A, E, R>, priority: Priority = "live"): Effect.Effect<A, E, R> =>
-      Effect.acquireUseRelease(acquire(priority), () => effect, () => release)
+      Effect.uninterruptibleMask((restore) =>
+        restore(acquire(priority)).pipe(Effect.andThen(restore(effect).pipe(Effect.ensuring(release))))
+      )
 
     const pause = (ms: number) =>
       Clock.currentTimeMillis.pipe(
