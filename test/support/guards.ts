@@ -10,7 +10,7 @@ import { it as vitestIt, test as vitestTest } from "vitest"
 const refuse = () => {
   throw new Error("it.scoped is not an Effect test in @effect/vitest 4 (it would silently not run): use it.effect (scoped, TestClock) or it.live (scoped, real clock)")
 }
-for (const target of [effectIt, vitestIt, vitestTest] as Array<Record<string, unknown>>) {
+for (const target of [effectIt, vitestIt, vitestTest] as ReadonlyArray<object>) {
   try {
     Object.defineProperty(target, "scoped", { value: refuse, configurable: true, writable: true })
   } catch {
