@@ -1,0 +1,49 @@
+/**
+ * The `concord` command line.
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
+import { CliError, CliOutput, Command } from "effect/cli"
+import { config } from "./cli/ConfigCommand.ts"
+import { CliFailure } from "./cli/Output.ts"
+
+export const concord = Command.make("concord").pipe(
+  Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
+  Command.withSubcommands([config])
+)
+
+/**
+ * Help and version print as usual; a misused command (unknown flag, missing
+ * argument, bad value) prints one line on stderr instead of the whole help.
+ */
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Console.error(`concord: ${(event.errors[0]?.message ?? "invalid command").split("\n")[0]} (see: ${[...event.commandPath, "--help"].join(" ")})`)
+      : CliOutput.defaultPresenter.present(event)
+})
+
+/** Runs `concord` with `argv`; misuse fails with exit code 2 after its one-line message. */
+export const main = (argv: ReadonlyArray<string>) =>
+  Command.runWith(concord, { version: "0.1.0" })(argv).pipe(
+    Effect.provide(Layer.merge(NodeServices.layer, presenter)),
+    Effect.catchIf(CliError.isCliError, (e) =>
+      e._tag === "ShowHelp" && e.errors.length === 0
+        ? Effect.void
+        : Effect.fail(new CliFailure({ message: e.message, exitCode: 2, silent: true })))
+  )
+
+/** Runs the CLI as the process: exit codes 0 ok, 1 failed, 2 misuse. */
+export const runCli = (argv: ReadonlyArray<string>): void =>
+  NodeRuntime.runMain(
+    main(argv).pipe(
+      Effect.catchTag("CliFailure", (failure) =>
+        Effect.sync(() => {
+          process.exitCode = failure.exitCode
+        }).pipe(Effect.andThen(failure.silent === true ? Effect.void : Console.error(`concord: ${failure.message}`)))
+      )
+    ),
+    { disableErrorReporting: true }
+  )
+
+if (import.meta.main) runCli(process.argv.slice(2))

@@ -1,0 +1,20 @@
+/**
+ * CLI output conventions: human tables by default, `--json` for scripts,
+ * one-line errors on stderr, and exit codes that mean something:
+ * 0 success, 1 the operation failed or found problems, 2 misuse.
+ */
+import { Schema } from "effect"
+
+/** A failure the CLI reports as one line (unless `silent`) and exits with `exitCode`. */
+export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
+  message: Schema.String,
+  exitCode: Schema.Number,
+  silent: Schema.optionalKey(Schema.Boolean)
+}) {}
+
+/** Renders rows as an aligned text table. */
+export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()
+  return [line(headers), ...rows.map(line)].join("\n")
+}
