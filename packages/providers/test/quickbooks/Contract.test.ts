@@ -26,13 +26,13 @@ describe("QuickBooks adapter contract", () => {
         const { client } = yield* connect(sb)
         const deps: { invoiceId?: string; billId?: string; paymentId?: string } = {}
         if (entity === "payment" || entity === "deposit") {
-          deps.invoiceId = written((yield* client.write([{ _tag: "Create", entity: "invoice", record: sample("invoice"), idempotencyKey: "dep-inv" }]))[0]).id
+          deps.invoiceId = written((yield* client.write([{ _tag: "Create", entity: "invoice", record: sample("invoice"), idempotencyKey: "dep-inv" }]))[0]).externalId
         }
         if (entity === "bill_payment") {
-          deps.billId = written((yield* client.write([{ _tag: "Create", entity: "bill", record: sample("bill"), idempotencyKey: "dep-bill" }]))[0]).id
+          deps.billId = written((yield* client.write([{ _tag: "Create", entity: "bill", record: sample("bill"), idempotencyKey: "dep-bill" }]))[0]).externalId
         }
         if (entity === "deposit") {
-          deps.paymentId = written((yield* client.write([{ _tag: "Create", entity: "payment", record: sample("payment", deps), idempotencyKey: "dep-pay" }]))[0]).id
+          deps.paymentId = written((yield* client.write([{ _tag: "Create", entity: "payment", record: sample("payment", deps), idempotencyKey: "dep-pay" }]))[0]).externalId
         }
         const input = sample(entity, deps)
         expect(Canonical.validate(entity, input).ok).toBe(true)
