@@ -829,7 +829,7 @@ const fromWireUnsafe = (name: Wire.EntityName, wire: unknown, ctx: MappingContex
         type: accountTypeIn(w.AccountType, w.AccountSubType),
         description: w.Description,
         currency: foreign(w.CurrencyRef, ctx),
-        taxRateId: (w as { TaxCodeRef?: Wire.Ref }).TaxCodeRef?.value,
+        taxRateId: w.TaxCodeRef?.value,
         bankAccountNumber: w.BankNum,
         status: activeIn(w.Active)
       })

@@ -228,6 +228,7 @@ export const Account = Schema.Struct({
   FullyQualifiedName: opt(Schema.String),
   CurrencyRef: opt(Ref),
   BankNum: opt(Schema.String),
+  TaxCodeRef: opt(Ref),
   CurrentBalance: opt(Schema.Number)
 })
 export type Account = typeof Account.Type
