@@ -261,6 +261,47 @@ export const merge = (
   }
 }
 
+/**
+ * The state two sides agree on: for every field, the value when `x` and `y`
+ * hold the same one, else the `base` value. Lines are matched as in `merge`.
+ * This is the next base after a sync that did not (or could not) carry every
+ * change across: whatever was not agreed stays a change next time.
+ */
+export const agreed = (base: Json | undefined, x: Json | undefined, y: Json | undefined): Json | undefined => {
+  if (equals(x, y)) return x
+  if (isObject(x) && isObject(y) && (base === undefined || isObject(base))) {
+    const out: Record<string, Json> = {}
+    const keys = new Set([...Object.keys(x), ...Object.keys(y), ...Object.keys(base ?? {})])
+    for (const k of [...keys].sort()) {
+      const v = agreed((base as JsonObject | undefined)?.[k], x[k], y[k])
+      if (v !== undefined) out[k] = v
+    }
+    return out
+  }
+  if (Array.isArray(x) && Array.isArray(y) && (base === undefined || Array.isArray(base)) &&
+    [base, x, y].some(isElementArray) && [base, x, y].every((v) => v === undefined || isElementArray(v) || isEmptyArray(v))) {
+    const b = (base ?? []) as ReadonlyArray<Json>
+    const all = [...b, ...x, ...y]
+    const byId = all.every((el) => lineIdOf(el) !== undefined)
+    const out: Array<Json> = []
+    if (byId) {
+      const index = (arr: ReadonlyArray<Json>) => new Map(arr.map((el) => [lineIdOf(el) as string, el]))
+      const [bm, xm, ym] = [index(b), index(x), index(y)]
+      for (const id of new Set([...x.map(lineIdOf), ...y.map(lineIdOf), ...b.map(lineIdOf)] as Array<string>)) {
+        const v = agreed(bm.get(id), xm.get(id), ym.get(id))
+        if (v !== undefined) out.push(v)
+      }
+    } else {
+      for (let i = 0; i < Math.max(b.length, x.length, y.length); i++) {
+        const v = agreed(b[i], x[i], y[i])
+        if (v !== undefined) out.push(v)
+      }
+    }
+    return out
+  }
+  return base
+}
+
 /** Only the fields that changed on some side. */
 export const changedFields = (result: MergeResult): ReadonlyArray<FieldDiff> =>
   result.fields.filter((f) => f.kind !== "unchanged")

@@ -1,1 +1,6 @@
-export {}
+export * as Events from "./Events.ts"
+export * as Inbound from "./Inbound.ts"
+export * as Ports from "./Ports.ts"
+export * as Projection from "./Projection.ts"
+export * as Sync from "./Sync.ts"
+export * as Work from "./Work.ts"

@@ -1,0 +1,192 @@
+/**
+ * What the reconciler needs from the outside world, as services. The server
+ * provides Postgres-backed implementations (ports and adapters): the
+ * reconciler itself never speaks SQL or NATS.
+ */
+import type { Canonical, Config } from "@concord/core"
+import type { Provider } from "@concord/providers"
+import { Context, type Effect, type Option, Schema, type Scope } from "effect"
+
+export type EntityType = Canonical.EntityType
+
+export type ConnectionStatus = "pending_auth" | "active" | "paused" | "needs_reauth"
+
+export interface ConnectionInfo {
+  readonly id: string
+  readonly tenantId: string
+  readonly provider: string
+  /** QuickBooks realm id, Xero tenant id (set by the OAuth callback). */
+  readonly accountId: string | undefined
+  /** API base URL override (a sandbox); default the provider's. */
+  readonly baseUrl: string | undefined
+  readonly status: ConnectionStatus
+  readonly config: Config.ConnectionConfig
+  readonly tenant: Config.TenantConfig
+}
+
+/** The app's current state of a record. */
+export interface AppRecord {
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly data: Canonical.CanonicalRecord
+  readonly hash: string
+  readonly deleted: boolean
+  /** Stream sequence of the app change applied last (orders app changes). */
+  readonly appSeq: number
+  /** Who wrote the current state: "app" or a provider id. */
+  readonly origin: string
+}
+
+export interface Link {
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly externalId: string
+  readonly version: string
+  readonly providerHash: string | null
+  readonly providerDeleted: boolean
+}
+
+/** The last state both sides agreed on: the comparable projection, in the app's id space. */
+export interface Base {
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly data: Record<string, unknown>
+  readonly hash: string
+}
+
+export interface OpenConflict {
+  readonly id: string
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly path: string
+}
+
+export interface AuditEntry {
+  readonly connectionId?: string
+  readonly entity?: string
+  readonly recordId?: string
+  /** app_change, provider_create, provider_update, provider_remove, pull, pull_delete, conflict_opened, conflict_resolved, sync_failed, skipped, … */
+  readonly action: string
+  /** "app", a provider id, "operator:<key id>", "system". */
+  readonly actor: string
+  readonly correlationId?: string
+  /** The pipeline step that did it. */
+  readonly step?: string
+  readonly detail: Record<string, unknown>
+}
+
+export interface ConflictUpsert {
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly path: string
+  readonly segments: ReadonlyArray<unknown>
+  readonly base: unknown
+  readonly app: unknown
+  readonly provider: unknown
+}
+
+export type ItemStatus = "synced" | "conflict" | "error" | "skipped"
+
+/** Everything one pipeline run commits, in one transaction. */
+export interface Commit {
+  readonly tenantId: string
+  readonly connectionId: string
+  readonly records: ReadonlyArray<{
+    readonly entity: EntityType
+    readonly recordId: string
+    readonly data: unknown
+    readonly hash: string
+    readonly deleted: boolean
+    /** Set for app changes: only applied when newer than the stored sequence. */
+    readonly appSeq?: number
+    readonly origin: string
+  }>
+  readonly links: ReadonlyArray<Link>
+  readonly bases: ReadonlyArray<Base>
+  readonly syncStates: ReadonlyArray<{ readonly entity: EntityType; readonly recordId: string; readonly status: ItemStatus; readonly error?: unknown }>
+  /** Conflicts to open (or refresh, when one is open on the same path). */
+  readonly conflicts: ReadonlyArray<ConflictUpsert>
+  /** Records whose open conflicts are re-evaluated: conflicts on other paths are superseded. */
+  readonly conflictScopes: ReadonlyArray<{ readonly entity: EntityType; readonly recordId: string; readonly openPaths: ReadonlyArray<string> }>
+  readonly audit: ReadonlyArray<AuditEntry>
+  /** Outbox rows: subject (without deployment prefix) and payload. */
+  readonly events: ReadonlyArray<{ readonly subject: string; readonly payload: unknown }>
+  readonly idempotency: ReadonlyArray<{
+    readonly key: string
+    readonly entity: EntityType
+    readonly recordId: string
+    readonly operation: string
+    readonly externalId?: string
+    readonly version?: string
+  }>
+  readonly operations: ReadonlyArray<{
+    readonly operationId: string
+    readonly entity: EntityType
+    readonly recordId: string
+    readonly status: "succeeded" | "failed" | "conflict"
+    readonly detail?: unknown
+  }>
+}
+
+export const emptyCommit = (tenantId: string, connectionId: string): Commit => ({
+  tenantId,
+  connectionId,
+  records: [],
+  links: [],
+  bases: [],
+  syncStates: [],
+  conflicts: [],
+  conflictScopes: [],
+  audit: [],
+  events: [],
+  idempotency: [],
+  operations: []
+})
+
+/** The store failed (connection lost, serialization failure): retryable. */
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `storage ${this.operation} failed: ${this.reason}`
+  }
+}
+
+export interface SyncStoreShape {
+  readonly connection: (connectionId: string) => Effect.Effect<Option.Option<ConnectionInfo>, StoreError>
+  readonly records: (tenantId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, AppRecord>, StoreError>
+  readonly links: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Link>, StoreError>
+  readonly linksByExternalId: (connectionId: string, entity: EntityType, externalIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Link>, StoreError>
+  readonly bases: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Base>, StoreError>
+  readonly openConflicts: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<OpenConflict>, StoreError>
+  /** Records write intents before a provider write (what a crash leaves behind is visible). */
+  readonly recordIntents: (connectionId: string, intents: ReadonlyArray<{ readonly key: string; readonly entity: EntityType; readonly recordId: string; readonly operation: string }>) => Effect.Effect<void, StoreError>
+  readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
+  readonly setConnectionStatus: (connectionId: string, status: ConnectionStatus, reason: string | undefined) => Effect.Effect<void, StoreError>
+  readonly cursor: (connectionId: string, name: string) => Effect.Effect<Option.Option<string>, StoreError>
+  readonly setCursor: (connectionId: string, name: string, cursor: string) => Effect.Effect<void, StoreError>
+}
+
+export class SyncStore extends Context.Service<SyncStore, SyncStoreShape>()("concord/reconciler/SyncStore") {}
+
+/** The connection cannot reach its provider right now (not authorised, paused, re-auth needed). */
+export class ConnectionUnavailable extends Schema.TaggedError<ConnectionUnavailable>()("ConnectionUnavailable", {
+  connectionId: Schema.String,
+  status: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `connection ${this.connectionId} is ${this.status}: ${this.reason}`
+  }
+}
+
+export interface ProviderSession {
+  readonly provider: Provider.Provider
+  readonly client: Provider.ProviderClient
+}
+
+/** Opens provider clients for connections (credentials, OAuth app, base URL). */
+export class ProviderSessions extends Context.Service<ProviderSessions, {
+  readonly open: (connection: ConnectionInfo) => Effect.Effect<ProviderSession, ConnectionUnavailable, Scope.Scope>
+}>()("concord/reconciler/ProviderSessions") {}

@@ -1,0 +1,221 @@
+/**
+ * The Postgres schema, as migrations in code. They run at start, under an
+ * advisory lock so that several nodes starting together migrate once.
+ *
+ * The audit log is append-only (a trigger refuses UPDATE and DELETE) and each
+ * row carries the SHA-256 of the previous row of its tenant, so any change to
+ * history breaks the chain (`concord audit verify`).
+ */
+import { Effect } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
+
+const initial: ReadonlyArray<string> = [
+  `CREATE TABLE tenants (
+        id text PRIMARY KEY,
+        name text,
+        config jsonb NOT NULL,
+        config_yaml text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        tenant_id text REFERENCES tenants(id) ON DELETE CASCADE,
+        role text NOT NULL CHECK (role IN ('tenant', 'admin')),
+        secret_hash text NOT NULL,
+        label text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz,
+        CHECK ((role = 'admin') = (tenant_id IS NULL))
+      )`,
+  `CREATE TABLE connections (
+        id text PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        provider text NOT NULL,
+        account_id text,
+        base_url text,
+        status text NOT NULL DEFAULT 'pending_auth'
+          CHECK (status IN ('pending_auth', 'active', 'paused', 'needs_reauth')),
+        status_reason text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `CREATE INDEX connections_tenant ON connections (tenant_id)`,
+  `-- AES-256-GCM sealed token sets; key_id names the key so keys can rotate.
+      CREATE TABLE credentials (
+        connection_id text PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+        key_id text NOT NULL,
+        nonce bytea NOT NULL,
+        ciphertext bytea NOT NULL,
+        auth_tag bytea NOT NULL,
+        access_expires_at timestamptz NOT NULL,
+        refresh_expires_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `CREATE TABLE oauth_states (
+        state text PRIMARY KEY,
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `-- The app's side: the current state of every record the app owns or pulled.
+      CREATE TABLE records (
+        tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        data jsonb NOT NULL,
+        hash text NOT NULL,
+        deleted boolean NOT NULL DEFAULT false,
+        app_seq bigint NOT NULL DEFAULT 0,
+        origin text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant_id, entity, record_id)
+      )`,
+  `-- Record ↔ external id per connection, with the provider's version.
+      CREATE TABLE links (
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        external_id text NOT NULL,
+        provider_version text NOT NULL,
+        provider_hash text,
+        provider_deleted boolean NOT NULL DEFAULT false,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (connection_id, entity, record_id),
+        UNIQUE (connection_id, entity, external_id)
+      )`,
+  `-- The last state both sides agreed on (the projection both can store).
+      CREATE TABLE bases (
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        data jsonb NOT NULL,
+        hash text NOT NULL,
+        version integer NOT NULL DEFAULT 1,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (connection_id, entity, record_id)
+      )`,
+  `CREATE TABLE sync_state (
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('synced', 'conflict', 'error', 'skipped')),
+        last_error jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (connection_id, entity, record_id)
+      )`,
+  `CREATE TABLE sync_cursors (
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        name text NOT NULL,
+        cursor text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (connection_id, name)
+      )`,
+  `CREATE TABLE conflicts (
+        id text PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        path text NOT NULL,
+        segments jsonb NOT NULL,
+        base jsonb,
+        app jsonb,
+        provider jsonb,
+        status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'superseded')),
+        resolution text CHECK (resolution IN ('app', 'provider', 'merged')),
+        resolved_value jsonb,
+        resolved_by text,
+        opened_at timestamptz NOT NULL DEFAULT now(),
+        resolved_at timestamptz
+      )`,
+  `CREATE UNIQUE INDEX conflicts_open ON conflicts (connection_id, entity, record_id, path) WHERE status = 'open'`,
+  `CREATE INDEX conflicts_tenant ON conflicts (tenant_id, status, opened_at)`,
+  `CREATE TABLE audit_log (
+        tenant_id text NOT NULL,
+        seq bigint NOT NULL,
+        at timestamptz NOT NULL,
+        connection_id text,
+        entity text,
+        record_id text,
+        action text NOT NULL,
+        actor text NOT NULL,
+        correlation_id text,
+        detail jsonb NOT NULL,
+        prev_hash text NOT NULL,
+        hash text NOT NULL,
+        PRIMARY KEY (tenant_id, seq)
+      )`,
+  `CREATE INDEX audit_record ON audit_log (tenant_id, entity, record_id)`,
+  `CREATE TABLE audit_heads (
+        tenant_id text PRIMARY KEY,
+        seq bigint NOT NULL,
+        hash text NOT NULL
+      )`,
+  `CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
+      END $$`,
+  `CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()`,
+  `-- Provider writes by idempotency key: a replayed write is recognised.
+      CREATE TABLE idempotency (
+        key text PRIMARY KEY,
+        connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        operation text NOT NULL,
+        external_id text,
+        provider_version text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `CREATE TABLE outbox (
+        id bigserial PRIMARY KEY,
+        subject text NOT NULL,
+        payload jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        published_at timestamptz
+      )`,
+  `CREATE INDEX outbox_pending ON outbox (id) WHERE published_at IS NULL`,
+  `CREATE TABLE operations (
+        id text PRIMARY KEY,
+        tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        kind text NOT NULL,
+        status text NOT NULL CHECK (status IN ('accepted', 'succeeded', 'failed', 'conflict')),
+        expected integer NOT NULL,
+        done integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        detail jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+  `CREATE TABLE operation_items (
+        operation_id text NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+        connection_id text NOT NULL,
+        entity text NOT NULL,
+        record_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('succeeded', 'failed', 'conflict')),
+        detail jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (operation_id, connection_id, entity, record_id)
+      )`
+]
+
+const m0001 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // One statement per query: the extended protocol takes a single command.
+  for (const statement of initial) yield* sql.unsafe(statement)
+})
+
+/** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
+export const migrations = {
+  "1_initial": m0001
+}
+
+/** Runs pending migrations once, even when several nodes start together. */
+export const migrate = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const run = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: "concord_migrations" })
+  return yield* sql.withTransaction(
+    sql`SELECT pg_advisory_xact_lock(8152024)`.pipe(Effect.andThen(run))
+  )
+})

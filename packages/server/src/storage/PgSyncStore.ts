@@ -1,0 +1,308 @@
+/**
+ * The reconciler's `SyncStore` on Postgres.
+ */
+import { Config, type Canonical } from "@concord/core"
+import {
+  type AppRecord,
+  type Base,
+  type Commit,
+  type ConnectionInfo,
+  type ConnectionStatus,
+  type EntityType,
+  type Link,
+  StoreError,
+  SyncStore
+} from "@concord/reconciler/Ports"
+import { subjects } from "@concord/reconciler/Events"
+import { Clock, Effect, Layer, Option, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { randomUUID } from "node:crypto"
+import * as Audit from "./Audit.ts"
+import { nonEmpty } from "./Rows.ts"
+
+const storeError = (operation: string) => (e: unknown) =>
+  new StoreError({ operation, reason: e instanceof Error ? e.message : String(e) })
+
+const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v)
+
+const decodeTenant = Schema.decodeUnknownSync(Config.TenantConfig)
+
+interface ConnectionRow {
+  readonly id: string
+  readonly tenant_id: string
+  readonly provider: string
+  readonly account_id: string | null
+  readonly base_url: string | null
+  readonly status: ConnectionStatus
+  readonly config: unknown
+}
+
+/** Reads a connection with its tenant's configuration. */
+export const loadConnection = (connectionId: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<ConnectionRow>`
+      SELECT c.id, c.tenant_id, c.provider, c.account_id, c.base_url, c.status, t.config
+      FROM connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = ${connectionId}`
+    const row = rows[0]
+    if (row === undefined) return Option.none<ConnectionInfo>()
+    const tenant = decodeTenant(json(row.config))
+    const config = tenant.connections.find((c) => c.id === row.id) ?? { id: row.id, provider: row.provider, entities: {} }
+    return Option.some<ConnectionInfo>({
+      id: row.id,
+      tenantId: row.tenant_id,
+      provider: row.provider,
+      accountId: row.account_id ?? undefined,
+      baseUrl: row.base_url ?? undefined,
+      status: row.status,
+      config,
+      tenant
+    })
+  })
+
+export const layer = Layer.effect(
+  SyncStore,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    const records = (tenantId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
+      sql<{ record_id: string; data: unknown; hash: string; deleted: boolean; app_seq: string; origin: string }>`
+        SELECT record_id, data, hash, deleted, app_seq, origin FROM records
+        WHERE tenant_id = ${tenantId} AND entity = ${entity} AND record_id IN ${sql.in(ids)}`.pipe(
+        Effect.map((rows) =>
+          new Map<string, AppRecord>(rows.map((r) => [r.record_id, {
+            entity,
+            recordId: r.record_id,
+            data: json(r.data) as Canonical.CanonicalRecord,
+            hash: r.hash,
+            deleted: r.deleted,
+            appSeq: Number(r.app_seq),
+            origin: r.origin
+          }]))
+        ),
+        Effect.mapError(storeError("read records"))
+      )
+
+    const toLink = (entity: EntityType) => (r: { record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }): Link => ({
+      entity,
+      recordId: r.record_id,
+      externalId: r.external_id,
+      version: r.provider_version,
+      providerHash: r.provider_hash,
+      providerDeleted: r.provider_deleted
+    })
+
+    const links = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
+      sql<{ record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }>`
+        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted FROM links
+        WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(ids)}`.pipe(
+        Effect.map((rows) => new Map(rows.map((r) => [r.record_id, toLink(entity)(r)]))),
+        Effect.mapError(storeError("read links"))
+      )
+
+    const linksByExternalId = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
+      sql<{ record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }>`
+        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted FROM links
+        WHERE connection_id = ${connectionId} AND entity = ${entity} AND external_id IN ${sql.in(ids)}`.pipe(
+        Effect.map((rows) => new Map(rows.map((r) => [r.external_id, toLink(entity)(r)]))),
+        Effect.mapError(storeError("read links"))
+      )
+
+    const bases = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
+      sql<{ record_id: string; data: unknown; hash: string }>`
+        SELECT record_id, data, hash FROM bases
+        WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(ids)}`.pipe(
+        Effect.map((rows) =>
+          new Map<string, Base>(rows.map((r) => [r.record_id, { entity, recordId: r.record_id, data: json(r.data) as Record<string, unknown>, hash: r.hash }]))
+        ),
+        Effect.mapError(storeError("read bases"))
+      )
+
+    const openConflicts = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
+      sql<{ id: string; record_id: string; path: string }>`
+        SELECT id, record_id, path FROM conflicts
+        WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(ids)} AND status = 'open'`.pipe(
+        Effect.map((rows) => rows.map((r) => ({ id: r.id, entity, recordId: r.record_id, path: r.path }))),
+        Effect.mapError(storeError("read conflicts"))
+      )
+
+    const recordIntents = (connectionId: string, intents: ReadonlyArray<{ key: string; entity: EntityType; recordId: string; operation: string }>) =>
+      intents.length === 0
+        ? Effect.void
+        : sql`INSERT INTO idempotency ${sql.insert(nonEmpty(intents.map((i): Row => ({
+          key: i.key,
+          connection_id: connectionId,
+          entity: i.entity,
+          record_id: i.recordId,
+          operation: i.operation
+        }))))} ON CONFLICT (key) DO NOTHING`.pipe(Effect.asVoid, Effect.mapError(storeError("record write intents")))
+
+    const commit = (c: Commit) =>
+      Effect.gen(function*() {
+        const now = new Date(yield* Clock.currentTimeMillis)
+        // App records: an app change applies only when newer than the stored one.
+        for (const r of c.records) {
+          const data = JSON.stringify(r.data)
+          if (r.appSeq !== undefined) {
+            yield* sql`
+              INSERT INTO records (tenant_id, entity, record_id, data, hash, deleted, app_seq, origin, updated_at)
+              VALUES (${c.tenantId}, ${r.entity}, ${r.recordId}, ${data}, ${r.hash}, ${r.deleted}, ${r.appSeq}, ${r.origin}, ${now})
+              ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+                deleted = EXCLUDED.deleted, app_seq = EXCLUDED.app_seq, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at
+              WHERE records.app_seq < EXCLUDED.app_seq`
+          } else {
+            yield* sql`
+              INSERT INTO records (tenant_id, entity, record_id, data, hash, deleted, origin, updated_at)
+              VALUES (${c.tenantId}, ${r.entity}, ${r.recordId}, ${data}, ${r.hash}, ${r.deleted}, ${r.origin}, ${now})
+              ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+                deleted = EXCLUDED.deleted, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at`
+          }
+        }
+        for (const l of c.links) {
+          yield* sql`
+            INSERT INTO links (connection_id, entity, record_id, external_id, provider_version, provider_hash, provider_deleted, updated_at)
+            VALUES (${c.connectionId}, ${l.entity}, ${l.recordId}, ${l.externalId}, ${l.version}, ${l.providerHash}, ${l.providerDeleted}, ${now})
+            ON CONFLICT (connection_id, entity, record_id) DO UPDATE SET external_id = EXCLUDED.external_id,
+              provider_version = EXCLUDED.provider_version, provider_hash = EXCLUDED.provider_hash,
+              provider_deleted = EXCLUDED.provider_deleted, updated_at = EXCLUDED.updated_at`
+        }
+        if (c.bases.length > 0) {
+          yield* sql`
+            INSERT INTO bases ${sql.insert(nonEmpty(c.bases.map((b): Row => ({
+              connection_id: c.connectionId,
+              entity: b.entity,
+              record_id: b.recordId,
+              data: JSON.stringify(b.data),
+              hash: b.hash,
+              updated_at: now
+            }))))}
+            ON CONFLICT (connection_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+              version = bases.version + 1, updated_at = EXCLUDED.updated_at`
+        }
+        if (c.syncStates.length > 0) {
+          const unique = new Map(c.syncStates.map((s) => [`${s.entity}|${s.recordId}`, s]))
+          yield* sql`
+            INSERT INTO sync_state ${sql.insert(nonEmpty([...unique.values()].map((s): Row => ({
+              connection_id: c.connectionId,
+              entity: s.entity,
+              record_id: s.recordId,
+              status: s.status,
+              last_error: s.error === undefined ? null : JSON.stringify(s.error),
+              updated_at: now
+            }))))}
+            ON CONFLICT (connection_id, entity, record_id) DO UPDATE SET status = EXCLUDED.status,
+              last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at`
+        }
+        // Conflicts: refresh the open ones, open new ones, supersede those the merge no longer sees.
+        const conflictIds = new Map<string, string>()
+        for (const scope of c.conflictScopes) {
+          yield* sql`
+            UPDATE conflicts SET status = 'superseded', resolved_at = ${now}
+            WHERE connection_id = ${c.connectionId} AND entity = ${scope.entity} AND record_id = ${scope.recordId}
+              AND status = 'open' AND NOT (path = ANY(${scope.openPaths as Array<string>}))`
+        }
+        for (const k of c.conflicts) {
+          const rows = yield* sql<{ id: string }>`
+            INSERT INTO conflicts (id, tenant_id, connection_id, entity, record_id, path, segments, base, app, provider, opened_at)
+            VALUES (${`cf_${randomUUID()}`}, ${c.tenantId}, ${c.connectionId}, ${k.entity}, ${k.recordId}, ${k.path},
+              ${JSON.stringify(k.segments)}, ${jsonOrNull(k.base)}, ${jsonOrNull(k.app)}, ${jsonOrNull(k.provider)}, ${now})
+            ON CONFLICT (connection_id, entity, record_id, path) WHERE status = 'open'
+            DO UPDATE SET base = EXCLUDED.base, app = EXCLUDED.app, provider = EXCLUDED.provider
+            RETURNING id`
+          if (rows[0] !== undefined) conflictIds.set(`${k.entity}|${k.recordId}|${k.path}`, rows[0].id)
+        }
+        yield* Audit.append(c.tenantId, c.audit, now)
+        if (c.events.length > 0) {
+          yield* sql`INSERT INTO outbox ${sql.insert(nonEmpty(c.events.map((e): Row => {
+            const p = e.payload as { type?: string; entity?: string; recordId?: string; path?: string; conflictId?: string }
+            const conflictId = p.type === "conflict.opened" ? conflictIds.get(`${p.entity}|${p.recordId}|${p.path}`) : undefined
+            return {
+              subject: e.subject,
+              payload: JSON.stringify(conflictId === undefined ? e.payload : { ...p, conflictId }),
+              created_at: now
+            }
+          })))}`
+        }
+        for (const i of c.idempotency) {
+          yield* sql`
+            INSERT INTO idempotency (key, connection_id, entity, record_id, operation, external_id, provider_version)
+            VALUES (${i.key}, ${c.connectionId}, ${i.entity}, ${i.recordId}, ${i.operation}, ${i.externalId ?? null}, ${i.version ?? null})
+            ON CONFLICT (key) DO UPDATE SET external_id = EXCLUDED.external_id, provider_version = EXCLUDED.provider_version`
+        }
+        for (const o of c.operations) {
+          yield* sql`
+            INSERT INTO operation_items (operation_id, connection_id, entity, record_id, status, detail, updated_at)
+            VALUES (${o.operationId}, ${c.connectionId}, ${o.entity}, ${o.recordId}, ${o.status}, ${jsonOrNull(o.detail)}, ${now})
+            ON CONFLICT (operation_id, connection_id, entity, record_id) DO UPDATE SET status = EXCLUDED.status,
+              detail = EXCLUDED.detail, updated_at = EXCLUDED.updated_at`
+        }
+        if (c.events.length > 0) yield* sql`SELECT pg_notify('concord_outbox', '')`
+      }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("commit")))
+
+    const setConnectionStatus = (connectionId: string, status: ConnectionStatus, reason: string | undefined) =>
+      Effect.gen(function*() {
+        const now = new Date(yield* Clock.currentTimeMillis)
+        const rows = yield* sql<{ tenant_id: string; provider: string; status: string }>`
+          UPDATE connections SET status = ${status}, status_reason = ${reason ?? null}, updated_at = ${now}
+          WHERE id = ${connectionId} RETURNING tenant_id, provider, (SELECT status FROM connections WHERE id = ${connectionId}) AS status`
+        const row = rows[0]
+        if (row === undefined) return
+        const type = status === "needs_reauth" ? "connection.needs_reauth"
+          : status === "paused" ? "connection.paused"
+          : status === "active" ? "connection.active"
+          : undefined
+        if (type !== undefined) {
+          yield* sql`INSERT INTO outbox (subject, payload, created_at) VALUES (${subjects.health(row.tenant_id, row.provider)}, ${JSON.stringify({
+            type,
+            tenant: row.tenant_id,
+            connectionId,
+            provider: row.provider,
+            ...(reason === undefined ? {} : { reason }),
+            occurredAt: now.toISOString()
+          })}, ${now})`
+          yield* sql`SELECT pg_notify('concord_outbox', '')`
+        }
+        yield* Audit.append(row.tenant_id, [{
+          connectionId,
+          action: "connection_status",
+          actor: "system",
+          detail: { status, ...(reason === undefined ? {} : { reason }) }
+        }], now)
+      }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("set connection status")))
+
+    const cursor = (connectionId: string, name: string) =>
+      sql<{ cursor: string }>`SELECT cursor FROM sync_cursors WHERE connection_id = ${connectionId} AND name = ${name}`.pipe(
+        Effect.map((rows) => Option.fromNullishOr(rows[0]?.cursor)),
+        Effect.mapError(storeError("read cursor"))
+      )
+
+    const setCursor = (connectionId: string, name: string, value: string) =>
+      sql`
+        INSERT INTO sync_cursors (connection_id, name, cursor, updated_at) VALUES (${connectionId}, ${name}, ${value}, now())
+        ON CONFLICT (connection_id, name) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()`.pipe(
+        Effect.asVoid,
+        Effect.mapError(storeError("write cursor"))
+      )
+
+    const guard = <A, E, R>(ids: ReadonlyArray<string>, empty: A, effect: Effect.Effect<A, E, R>) =>
+      ids.length === 0 ? Effect.succeed(empty) : effect
+
+    return SyncStore.of({
+      connection: (id) => loadConnection(id).pipe(Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("read connection"))),
+      records: (t, e, ids) => guard(ids, new Map(), records(t, e, ids)),
+      links: (c, e, ids) => guard(ids, new Map(), links(c, e, ids)),
+      linksByExternalId: (c, e, ids) => guard(ids, new Map(), linksByExternalId(c, e, ids)),
+      bases: (c, e, ids) => guard(ids, new Map(), bases(c, e, ids)),
+      openConflicts: (c, e, ids) => guard(ids, [], openConflicts(c, e, ids)),
+      recordIntents,
+      commit,
+      setConnectionStatus,
+      cursor,
+      setCursor
+    })
+  })
+)
+
+type Row = Record<string, unknown>
+
+const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v))

@@ -1,0 +1,212 @@
+import { Config } from "@concord/core"
+import type { Provider } from "@concord/providers"
+import { SyncStore } from "@concord/reconciler/Ports"
+import { runBatch } from "@concord/reconciler/Sync"
+import type { WorkItem } from "@concord/reconciler/Work"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
+import { afterAll, beforeAll } from "vitest"
+import * as PgSyncStore from "../../packages/server/src/storage/PgSyncStore.ts"
+import * as Audit from "../../packages/server/src/storage/Audit.ts"
+import { migratedDatabase, seedTenant } from "../support/db.ts"
+import { makeMemoryProvider } from "../support/MemoryProvider.ts"
+import { freshDatabase, servicesAvailable } from "../support/services.ts"
+
+const tenantYaml = (policy: string) => `
+version: 1
+tenant: acme
+connections:
+  - id: acme-mem
+    provider: memory
+    entities:
+      account: { direction: pull }
+      contact: { direction: both, policy: ${policy} }
+      invoice: { direction: both, policy: ${policy} }
+      journal_entry: { direction: push, policy: app_wins }
+    mapping:
+      invoice:
+        customFields: { order_id: "Order ID" }
+`
+
+const parseTenant = (yaml: string) => {
+  const parsed = Config.parseTenantYaml(yaml)
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues))
+  return parsed.config
+}
+
+const contact = { entity: "contact", schemaVersion: 1, id: "cust-1", name: "Ada Lovelace", roles: ["customer"], status: "active" }
+const invoice = (patch: Record<string, unknown> = {}) => ({
+  entity: "invoice",
+  schemaVersion: 1,
+  id: "inv-1",
+  contactId: "cust-1",
+  date: "2026-03-01",
+  currency: "USD",
+  lineAmountTypes: "exclusive",
+  lines: [{ lineId: "a", description: "Latte", amount: 450, accountId: "4000" }],
+  status: "authorised",
+  memo: "first",
+  customFields: { order_id: "A-1", internal_note: "app only" },
+  ...patch
+})
+
+let seq = 0
+const appChange = (record: Record<string, unknown>): WorkItem => ({
+  key: `m${++seq}`,
+  entity: record.entity as WorkItem["entity"],
+  recordId: record.id as string,
+  source: "app",
+  appChange: { record: record as never, deleted: false, seq }
+})
+
+describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>
+  beforeAll(async () => {
+    db = await freshDatabase()
+  })
+  afterAll(async () => {
+    await db?.drop()
+  })
+
+  const setup = (policy = "review") =>
+    Effect.gen(function*() {
+      const tenant = parseTenant(tenantYaml(policy))
+      yield* seedTenant(tenant)
+      const mem = makeMemoryProvider()
+      // The accountant's chart of accounts already exists at the provider.
+      mem.accountant.create("account", { id: "x", code: "4000", name: "Sales", type: "revenue", status: "active" })
+      const store = yield* SyncStore
+      const connection = Option.getOrThrow(yield* store.connection("acme-mem"))
+      const client = yield* mem.provider.client({ connectionId: connection.id, accountId: "acct", baseUrl: "", tokens: undefined as unknown as Provider.TokenSource })
+      const session = { provider: mem.provider, client }
+      const run = (items: ReadonlyArray<WorkItem>) => runBatch(connection, session, items)
+      return { mem, run, connection }
+    })
+
+  const layer = () => PgSyncStore.layer.pipe(Layer.provideMerge(migratedDatabase(db.url)))
+
+  it.effect("pushes an app invoice with its dependencies, pulls what the provider assigns, and replays harmlessly", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { mem, run } = yield* setup()
+      yield* run([appChange(contact)])
+      const first = yield* run([appChange(invoice())])
+      expect([...first.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done", status: "synced" })])
+      const [stored] = mem.records("invoice")
+      // References were translated to the provider's ids; the account was found by its code.
+      const contactExt = mem.records("contact")[0]?.externalId
+      const accountExt = mem.records("account")[0]?.externalId
+      expect(stored).toMatchObject({ contactId: contactExt, memo: "first", customFields: { "Order ID": "A-1" } })
+      expect((stored?.lines as Array<{ accountId: string }>)[0]?.accountId).toBe(accountExt)
+      expect(stored?.customFields).not.toHaveProperty("internal_note")
+      // Replaying the same message writes nothing again.
+      const writes = mem.stats.creates + mem.stats.updates
+      yield* run([{ ...appChange(invoice()), key: "replay" }])
+      expect(mem.stats.creates + mem.stats.updates).toBe(writes)
+      expect(mem.records("invoice")).toHaveLength(1)
+      const links = yield* sql<{ entity: string; record_id: string }>`SELECT entity, record_id FROM links ORDER BY entity`
+      expect(links.map((l) => `${l.entity}:${l.record_id}`)).toEqual(["account:4000", "contact:cust-1", "invoice:inv-1"])
+      const verify = yield* Audit.verify("acme")
+      expect(verify.ok).toBe(true)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("brings an accountant's edit back to the app with a change event", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* sql`TRUNCATE outbox`
+      const { mem, run } = yield* setup()
+      yield* run([appChange(contact), appChange(invoice())])
+      const ext = mem.records("invoice")[0]?.externalId as string
+      mem.accountant.edit("invoice", ext, { memo: "fixed by accountant" })
+      const r = yield* run([{ key: "wh1", entity: "invoice", externalId: ext, source: "provider" }])
+      expect([...r.outcomes.values()][0]).toMatchObject({ _tag: "Done", status: "synced" })
+      const rows = yield* sql<{ data: { memo: string; customFields: Record<string, unknown> } }>`SELECT data FROM records WHERE record_id = 'inv-1'`
+      expect(rows[0]?.data.memo).toBe("fixed by accountant")
+      // App-only custom fields survive the pull.
+      expect(rows[0]?.data.customFields).toEqual({ order_id: "A-1", internal_note: "app only" })
+      const events = yield* sql<{ subject: string; payload: { type: string; changedFields: Array<string> } }>`SELECT subject, payload FROM outbox ORDER BY id`
+      const change = events.find((e) => e.subject === "concord.changes.acme.memory.invoice" && e.payload.changedFields.includes("memo"))
+      expect(change?.payload.type).toBe("record.changed")
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("merges changes to different fields from both sides after a stale write", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { mem, run } = yield* setup()
+      yield* run([appChange(contact), appChange(invoice())])
+      const ext = mem.records("invoice")[0]?.externalId as string
+      mem.accountant.edit("invoice", ext, { reference: "PO-7" })
+      // The app changes the memo without knowing about the accountant's edit: optimistic write is stale.
+      const r = yield* run([appChange(invoice({ memo: "second" }))])
+      expect([...r.outcomes.values()][0]).toMatchObject({ _tag: "Done", status: "synced" })
+      expect(mem.stats.stale).toBe(1)
+      expect(mem.get("invoice", ext)?.record).toMatchObject({ memo: "second", reference: "PO-7" })
+      const rows = yield* sql<{ data: { memo: string; reference: string } }>`SELECT data FROM records WHERE record_id = 'inv-1'`
+      expect(rows[0]?.data).toMatchObject({ memo: "second", reference: "PO-7" })
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("opens a conflict under review and writes neither side for that field", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* sql`TRUNCATE outbox`
+      const { mem, run } = yield* setup("review")
+      yield* run([appChange(contact), appChange(invoice())])
+      const ext = mem.records("invoice")[0]?.externalId as string
+      mem.accountant.edit("invoice", ext, { memo: "accountant" })
+      const r = yield* run([appChange(invoice({ memo: "app", reference: "R-1" }))])
+      expect([...r.outcomes.values()][0]).toMatchObject({ _tag: "Done", status: "conflict" })
+      // The non-conflicting field went through; the conflicting one did not, on either side.
+      expect(mem.get("invoice", ext)?.record).toMatchObject({ memo: "accountant", reference: "R-1" })
+      const app = yield* sql<{ data: { memo: string } }>`SELECT data FROM records WHERE record_id = 'inv-1'`
+      expect(app[0]?.data.memo).toBe("app")
+      const conflicts = yield* sql<{ path: string; app: unknown; provider: unknown; status: string }>`SELECT path, app, provider, status FROM conflicts`
+      expect(conflicts).toEqual([{ path: "memo", app: "app", provider: "accountant", status: "open" }])
+      const events = yield* sql<{ subject: string; payload: { conflictId: string } }>`SELECT subject, payload FROM outbox WHERE subject LIKE 'concord.conflicts.%'`
+      expect(events).toHaveLength(1)
+      expect(events[0]?.payload.conflictId).toMatch(/^cf_/)
+      // Syncing again keeps one open conflict, not two.
+      yield* run([appChange(invoice({ memo: "app", reference: "R-1" }))])
+      const again = yield* sql<{ n: string }>`SELECT count(*) AS n FROM conflicts WHERE status = 'open'`
+      expect(Number(again[0]?.n)).toBe(1)
+      // …and still has not overwritten the accountant's value.
+      expect(mem.get("invoice", ext)?.record).toMatchObject({ memo: "accountant" })
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("applies app_wins to a conflict, and deletes propagate", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { mem, run } = yield* setup("app_wins")
+      yield* run([appChange(contact), appChange(invoice())])
+      const ext = mem.records("invoice")[0]?.externalId as string
+      mem.accountant.edit("invoice", ext, { memo: "accountant" })
+      yield* run([appChange(invoice({ memo: "app" }))])
+      expect(mem.get("invoice", ext)?.record).toMatchObject({ memo: "app" })
+      // The app deletes the invoice: it is removed at the provider.
+      yield* run([{ key: "del", entity: "invoice", recordId: "inv-1", source: "app", appChange: { deleted: true, seq: ++seq } }])
+      expect(mem.records("invoice")).toHaveLength(0)
+      // The accountant deletes the contact: the app's record is marked deleted.
+      const cext = mem.records("contact")[0]?.externalId as string
+      mem.accountant.delete("contact", cext)
+      yield* run([{ key: "wh2", entity: "contact", externalId: cext, source: "provider" }])
+      const c = yield* sql<{ deleted: boolean }>`SELECT deleted FROM records WHERE record_id = 'cust-1'`
+      expect(c[0]?.deleted).toBe(true)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("refuses to push a record whose reference is unknown, naming it, and retries later", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { mem, run } = yield* setup()
+      const r = yield* run([appChange(invoice({ id: "inv-2", contactId: "nobody" }))])
+      const outcome = [...r.outcomes.values()][0]
+      expect(outcome).toMatchObject({ _tag: "Retry", error: { tag: "UnresolvedReference" } })
+      expect(outcome?._tag === "Retry" && outcome.error.message).toContain("contact 'nobody'")
+      expect(mem.records("invoice")).toHaveLength(0)
+    }).pipe(Effect.provide(layer())))
+})
