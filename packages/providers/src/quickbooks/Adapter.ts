@@ -350,6 +350,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
     const maxRetries = options.maxRetries ?? 5
     const maxThrottle = options.maxThrottleRetries ?? 30
     const backoffMs = options.backoffMs ?? 250
+    const defaultPage = options.pageSize ?? MAX_PAGE
     const mctx: Mapping.MappingContext = { homeCurrency: options.homeCurrency ?? "USD" }
     const root = `${context.baseUrl.replace(/\/+$/, "")}/v3/company/${encodeURIComponent(context.accountId)}`
     const base = { provider: PROVIDER_ID, connectionId: context.connectionId }
@@ -383,6 +384,15 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         // fall through
       }
       return Effect.fail(protocol(`expected a JSON object, got ${JSON.stringify(text.slice(0, 120))}`))
+    }
+
+    const parseLoose = (text: string): Json => {
+      try {
+        const v: unknown = JSON.parse(text)
+        return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Json) : {}
+      } catch {
+        return {}
+      }
     }
 
     const faultOf = (body: Json): Wire.Fault | undefined => {
@@ -471,7 +481,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
             continue
           }
           if (status === 403) {
-            const fault = Effect.runSync(Effect.option(parseBody(outcome.text))).pipe(Option.map(faultOf), Option.getOrUndefined)
+            const fault = faultOf(parseLoose(outcome.text))
             return yield* new NeedsReauth({ ...base, reason: `QuickBooks denied access to company ${context.accountId}: ${fault?.Error[0]?.Detail ?? fault?.Error[0]?.Message ?? "403"}` })
           }
           if (status >= 500) {
@@ -547,7 +557,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       )
 
     const listWire = (entity: EntityType, name: Wire.EntityName, ctx: Mapping.MappingContext, options: ListOptions | undefined) => {
-      const size = Math.min(MAX_PAGE, Math.max(1, options?.pageSize ?? options?.pageSize ?? (options === undefined ? MAX_PAGE : MAX_PAGE)))
+      const size = Math.min(MAX_PAGE, Math.max(1, Math.floor(options?.pageSize ?? defaultPage)))
       const where: Array<string> = []
       if (Wire.nameListEntities.has(name)) where.push("Active IN (true, false)")
       if (options?.modifiedSince !== undefined) where.push(`MetaData.LastUpdatedTime >= ${quote(options.modifiedSince)}`)
@@ -731,13 +741,23 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         const request = {
           BatchItemRequest: items.map((p, i) => ({ bId: String(i + 1), operation: p.operation, [p.name]: p.body }))
         }
+        let rejectedWhole: ProviderError | undefined
+        // A Fault for the whole request (e.g. too many operations) fails each of its operations, not the call.
         const body = yield* send({
           method: "POST",
           path: "batch",
           params: { requestid: digest(items.map((p) => p.op.idempotencyKey).join("\n"), 36) },
           body: request,
           entity: [...new Set(items.map((p) => p.op.entity))].join(",")
-        })
+        }).pipe(
+          Effect.map((b): Json | undefined => b),
+          Effect.catchTag("ProviderRejected", (e) =>
+            Effect.sync(() => {
+              rejectedWhole = e
+              return undefined
+            }))
+        )
+        if (body === undefined) return items.map(() => failed(rejectedWhole as ProviderError))
         const decoded = Schema.decodeUnknownResult(Wire.BatchResponse)(body)
         if (decoded._tag === "Failure") return yield* protocol(`batch: ${String(decoded.failure)}`)
         const byId = new Map<string, Json>()

@@ -830,22 +830,42 @@ class Company {
     return page.length === 0 ? {} : { [name]: page, startPosition: start, maxResults: page.length }
   }
 
-  /** Change data capture: objects of `names` changed at or after `since` (at most 1000 in all). */
+  /** Change data capture: objects of `names` changed at or after `since`, oldest first, at most 1000 in all. */
   cdc(names: ReadonlyArray<EntityName>, since: number): Array<Json> {
-    const found: Array<{ name: EntityName; obj: Json; time: number }> = []
-    for (const name of names) {
+    // Each entity's log is already in time order: merge them, stopping at 1000 objects.
+    const cursors = names.map((name) => {
       const s = this.store(name)
-      for (let i = lowerBound(s.log, since); i < s.log.length; i++) {
-        const e = s.log[i] as LogEntry
-        if (s.current.get(e.id) !== e.seq) continue
-        const obj = s.live.get(e.id) ?? s.deleted.get(e.id)
-        if (obj !== undefined) found.push({ name, obj, time: e.time })
+      return { name, s, i: lowerBound(s.log, since) }
+    })
+    const valid = (c: (typeof cursors)[number]): LogEntry | undefined => {
+      while (c.i < c.s.log.length) {
+        const e = c.s.log[c.i] as LogEntry
+        if (c.s.current.get(e.id) === e.seq) return e
+        c.i++
       }
+      return undefined
     }
-    found.sort((a, b) => a.time - b.time)
-    const kept = found.slice(0, 1000)
+    const picked = new Map<EntityName, Array<Json>>()
+    for (let n = 0; n < 1000; n++) {
+      let best: (typeof cursors)[number] | undefined
+      let bestEntry: LogEntry | undefined
+      for (const c of cursors) {
+        const e = valid(c)
+        if (e !== undefined && (bestEntry === undefined || e.time < bestEntry.time)) {
+          best = c
+          bestEntry = e
+        }
+      }
+      if (best === undefined || bestEntry === undefined) break
+      best.i++
+      const obj = best.s.live.get(bestEntry.id) ?? best.s.deleted.get(bestEntry.id)
+      if (obj === undefined) continue
+      const list = picked.get(best.name) ?? []
+      list.push(obj)
+      picked.set(best.name, list)
+    }
     return names.map((name) => {
-      const objs = kept.filter((f) => f.name === name).map((f) => f.obj)
+      const objs = picked.get(name) ?? []
       return objs.length === 0 ? {} : { [name]: objs, startPosition: 1, maxResults: objs.length, totalCount: objs.length }
     })
   }
@@ -1104,9 +1124,12 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
       for (const l of state.listeners) l({ method: req.method, path: req.path, query: req.query.toString(), bearer: bearer?.replace(/^bearer\s+/i, ""), at: now() })
       const decision = faults.decide()
       if (decision._tag === "Storm") return throttled(1)
-      await sleep(decision.delayMs)
-      if (decision._tag === "Hang") return json(504, { Fault: { Error: [{ Message: "Gateway Timeout", Detail: "The service did not answer in time", code: "10000" }], type: "SystemFault" }, time: time() })
+      if (decision._tag === "Hang") {
+        await sleep(decision.delayMs)
+        return json(504, { Fault: { Error: [{ Message: "Gateway Timeout", Detail: "The service did not answer in time", code: "10000" }], type: "SystemFault" }, time: time() })
+      }
       if (decision._tag === "Error") {
+        await sleep(decision.delayMs)
         return json(500, { Fault: { Error: [{ Message: "An application error has occurred while processing your request", Detail: "System Failure Error: injected fault", code: "10000" }], type: "SystemFault" }, time: time() })
       }
       if (decision._tag === "ExpireToken") oauth.expireAccessToken(bearer)
@@ -1127,6 +1150,8 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
       const admitted = limits.enter(realmId)
       if (!admitted.ok) return throttled(admitted.retryAfterSeconds)
       try {
+        // Injected latency is time spent serving: the request holds its concurrency slot.
+        await sleep(decision.delayMs)
         const c = company(realmId)
         const requestId = req.query.get("requestid")
         if (requestId === null || req.method === "GET") return run(() => handler(req, c))

@@ -171,6 +171,16 @@ describe("QuickBooks adapter: writing", () => {
       expect(sb.count(sb.realmId, "JournalEntry")).toBe(45)
     }))
 
+  it.live("a batch QuickBooks refuses as a whole fails each of its operations, not the call", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false, batchMax: 3 })
+      const { client } = yield* connect(sb, { batchSize: 5 })
+      const ops: Array<WriteOp> = Array.from({ length: 5 }, (_, i) => ({ _tag: "Create", entity: "journal_entry", record: journal(50 + i), idempotencyKey: `whole-${i}` }))
+      const results = yield* client.write(ops)
+      expect(results.map((r) => (r._tag === "Failed" && r.error._tag === "ProviderRejected" ? r.error.code : r._tag))).toEqual(["1040", "1040", "1040", "1040", "1040"])
+      expect(sb.count(sb.realmId, "JournalEntry")).toBe(0)
+    }))
+
   it.live("a retried create with the same idempotency key returns the same record and creates nothing", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })
