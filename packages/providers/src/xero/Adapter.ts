@@ -636,7 +636,7 @@ const client = (context: ConnectionContext) =>
     const failed = (error: ProviderError): WriteResult => ({ _tag: "Failed", error })
 
     /** Interprets one element of a write answer. */
-    const elementResult = (collection: W.Collection, op: WriteOp, el: Record<string, unknown> | undefined) =>
+    const elementResult = (collection: W.Collection, op: WriteOp, el: Record<string, unknown> | undefined, decoded: Record<string, unknown> | undefined) =>
       Effect.gen(function*() {
         if (el === undefined) return failed(protocol(`${collection} answer is missing an element for ${op._tag.toLowerCase()} ${op.entity}`))
         const errors = (el.ValidationErrors ?? []) as ReadonlyArray<{ Message?: string }>
@@ -652,7 +652,7 @@ const client = (context: ConnectionContext) =>
           }))
         }
         if (op._tag === "Remove") return { _tag: "Removed", entity: op.entity, externalId: op.externalId } as WriteResult
-        return { _tag: "Written", record: yield* toProviderRecord(collection, el) } as WriteResult
+        return { _tag: "Written", record: yield* toProviderRecord(collection, decoded ?? el) } as WriteResult
       })
 
     /** Sends elements (one request, or one per element where Xero takes only one). */
@@ -683,7 +683,7 @@ const client = (context: ConnectionContext) =>
         if (res.status !== 200) return yield* protocol(`${method} /${collection} answered HTTP ${res.status}: ${res.text.slice(0, 200)}`)
         const env = yield* decodeEnvelope(collection, res)
         // Element errors are kept from the raw body: decoding keeps only known fields.
-        return yield* Effect.forEach(ops, (op, i) => elementResult(collection, op, env.raw[i] ?? env.elements[i]))
+        return yield* Effect.forEach(ops, (op, i) => elementResult(collection, op, env.raw[i] ?? env.elements[i], env.elements[i]))
       })
 
     const createGroup = (collection: W.Collection, ops: ReadonlyArray<Extract<WriteOp, { _tag: "Create" }>>) =>
@@ -828,7 +828,7 @@ const client = (context: ConnectionContext) =>
             out[i] = failed(new NotFound({ ...errBase, entity, externalId: op.externalId }))
             continue
           }
-          const currentVersion = versionOfRaw(collection, cur)
+          const currentVersion = versionOfRaw(collection === "TrackingCategories" && M.splitOptionId(op.externalId) !== undefined ? "Options" : collection, cur)
           if (currentVersion !== op.version) {
             out[i] = failed(new StaleVersion({ ...errBase, entity, externalId: op.externalId, sentVersion: op.version, currentVersion }))
             continue
@@ -883,7 +883,7 @@ const client = (context: ConnectionContext) =>
               }
               if (res.status !== 200) return yield* protocol(`POST ${path} answered HTTP ${res.status}: ${res.text.slice(0, 200)}`)
               const env = yield* decodeEnvelope(collection, res)
-              out[c.i] = yield* elementResult(collection, c.op, env.raw[0] ?? env.elements[0])
+              out[c.i] = yield* elementResult(collection, c.op, env.raw[0] ?? env.elements[0], env.elements[0])
             }), { concurrency: 5, discard: true })
         }
         return out as Array<WriteResult>

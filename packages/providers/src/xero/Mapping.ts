@@ -245,7 +245,18 @@ const lineOut = (l: Entities.DocumentLine, currency: string, lookup: Lookup, i: 
   }) as W.LineItem
 }
 
-const lineIn = (l: W.LineItem, currency: string, lookup: Lookup, i: number): Entities.DocumentLine => {
+/**
+ * Xero writes TaxType NONE and TaxAmount 0 on lines that carry no tax (every
+ * line of a NoTax document, untaxed lines elsewhere): that is the absence of
+ * tax, not a tax rate the app chose.
+ */
+const taxOf = (l: { readonly TaxType?: string; readonly TaxAmount?: number }, noTax: boolean, currency: string) => {
+  const taxRateId = noTax && l.TaxType === "NONE" ? undefined : nonEmpty(l.TaxType)
+  const taxAmount = l.TaxAmount === undefined || (l.TaxAmount === 0 && taxRateId === undefined) ? undefined : minor(l.TaxAmount, currency)
+  return { taxRateId, taxAmount }
+}
+
+const lineIn = (l: W.LineItem, currency: string, lookup: Lookup, i: number, noTax: boolean): Entities.DocumentLine => {
   const where = `LineItems[${i}]`
   const itemId = nonEmpty(l.Item?.ItemID) ?? (nonEmpty(l.ItemCode) === undefined ? undefined : (lookup.itemIdByCode.get(l.ItemCode as string) ?? fail(`${where}: item code ${l.ItemCode} is unknown`, "item")))
   const hasAccount = nonEmpty(l.AccountID) !== undefined || nonEmpty(l.AccountCode) !== undefined
@@ -258,8 +269,7 @@ const lineIn = (l: W.LineItem, currency: string, lookup: Lookup, i: number): Ent
     discountAmount: l.DiscountAmount === undefined || l.DiscountAmount === 0 ? undefined : minor(l.DiscountAmount, currency),
     amount: minor(l.LineAmount ?? 0, currency),
     accountId: hasAccount ? accountIdOf(l, lookup, where) : undefined,
-    taxRateId: nonEmpty(l.TaxType),
-    taxAmount: l.TaxAmount === undefined ? undefined : minor(l.TaxAmount, currency),
+    ...taxOf(l, noTax, currency),
     trackingIds: trackingIn(l.Tracking)
   }) as Entities.DocumentLine
 }
@@ -590,7 +600,7 @@ const receivableIn = <K extends Receivable["entity"]>(
     currency,
     exchangeRate: w.CurrencyRate === undefined || (w.CurrencyRate === 1 && currency === lookup.baseCurrency) ? undefined : numberToDecimal(w.CurrencyRate),
     lineAmountTypes: lineAmountTypesIn(w.LineAmountTypes),
-    lines: (w.LineItems ?? []).map((l, i) => lineIn(l, currency, lookup, i)),
+    lines: (w.LineItems ?? []).map((l, i) => lineIn(l, currency, lookup, i, w.LineAmountTypes === "NoTax")),
     ...totalsIn(w, currency),
     amountDue: amountDue === undefined ? undefined : minor(amountDue, currency),
     reference: isSales(entity) ? nonEmpty(w.Reference) : undefined,
@@ -710,8 +720,7 @@ const journalIn = (w: W.ManualJournal, lookup: Lookup): Entities.JournalEntry =>
         accountId: accountIdOf(l, lookup, `JournalLines[${i}]`),
         amount: Math.abs(amount),
         description: nonEmpty(l.Description),
-        taxRateId: nonEmpty(l.TaxType),
-        taxAmount: l.TaxAmount === undefined ? undefined : minor(l.TaxAmount, currency),
+        ...taxOf(l, w.LineAmountTypes !== "Exclusive" && w.LineAmountTypes !== "Inclusive", currency),
         trackingIds: trackingIn(l.Tracking)
       }) as Entities.JournalLine
     }),
@@ -761,7 +770,7 @@ const bankTxnIn = (w: W.BankTransaction, lookup: Lookup): Entities.SalesReceipt 
     currency,
     exchangeRate: w.CurrencyRate === undefined || (w.CurrencyRate === 1 && currency === lookup.baseCurrency) ? undefined : numberToDecimal(w.CurrencyRate),
     lineAmountTypes: lineAmountTypesIn(w.LineAmountTypes),
-    lines: (w.LineItems ?? []).map((l, i) => lineIn(l, currency, lookup, i)),
+    lines: (w.LineItems ?? []).map((l, i) => lineIn(l, currency, lookup, i, w.LineAmountTypes === "NoTax")),
     ...totalsIn(w, currency),
     reference: nonEmpty(w.Reference),
     status: txnStatusIn(w.Status)

@@ -56,7 +56,7 @@ import {
   WebhookDispatcher,
   type WebhookFaults
 } from "../SandboxKit.ts"
-import { collectionOf, isSupported } from "./Mapping.ts"
+import { collectionOf, isSupported, splitOptionId } from "./Mapping.ts"
 import { type Collection, formatMsDate, localDateOf, parseMsDate } from "./Wire.ts"
 
 type Json = Record<string, unknown>
@@ -72,6 +72,8 @@ export interface XeroSandboxOptions extends SandboxOptions {
   readonly webhookBatchWindowMs?: number
   /** Fire webhooks for changes made through the API too, as Xero does (default true). */
   readonly webhooksForApiChanges?: boolean
+  /** Calls a tenant may make per day (default Xero's 5,000). */
+  readonly dayLimit?: number
 }
 
 /** One Xero webhook event, as delivered. */
@@ -268,7 +270,8 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
       refreshGraceMs: 30 * 60_000,
       now
     })
-    const limits = new LimitEmulator({ perMinute: 60, concurrent: 5, perDay: 5_000, now })
+    const dayLimit = options.dayLimit ?? 5_000
+    const limits = new LimitEmulator({ perMinute: 60, concurrent: 5, perDay: dayLimit, now })
     limits.enabled = options.limits ?? true
     const faults = new Faults(seed, now)
     const stats = { idempotentReplays: 0, validationFailures: 0, requests: 0 }
@@ -376,7 +379,7 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
       ({ USD: "United States Dollar", EUR: "Euro", GBP: "British Pound", NZD: "New Zealand Dollar", AUD: "Australian Dollar", CAD: "Canadian Dollar", JPY: "Japanese Yen" } as Record<string, string>)[code] ?? code
 
     const taxRateRecord = (type: string, name: string, components: ReadonlyArray<Json>, status: string, revenue: boolean, expenses: boolean): Json => {
-      const rate = round2(components.reduce((s, c) => s + (num(c.Rate) ?? 0), 0))
+      const rate = Math.round(components.reduce((s, c) => s + (num(c.Rate) ?? 0), 0) * 10_000) / 10_000
       return {
         TaxType: type, Name: name, TaxComponents: components, Status: status, ReportTaxType: revenue && !expenses ? "OUTPUT" : expenses && !revenue ? "INPUT" : "NONE",
         CanApplyToAssets: true, CanApplyToEquity: true, CanApplyToExpenses: expenses, CanApplyToLiabilities: true, CanApplyToRevenue: revenue,
@@ -1218,7 +1221,7 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
       const minute = u.minute.filter((t) => t > n - 60_000).length
       return {
         "X-MinLimit-Remaining": String(Math.max(0, 60 - minute)),
-        "X-DayLimit-Remaining": String(Math.max(0, 5_000 - (u.dayNo === Math.floor(n / 86_400_000) ? u.day : 0))),
+        "X-DayLimit-Remaining": String(Math.max(0, dayLimit - (u.dayNo === Math.floor(n / 86_400_000) ? u.day : 0))),
         "X-AppMinLimit-Remaining": "9999"
       }
     }
@@ -1327,6 +1330,17 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
     const accountantEdit = (tenant: string, entity: string, externalId: string, patch?: Record<string, unknown>): Json => {
       const org = orgOf(tenant)
       const coll = collectionFor(entity)
+      const option = coll === "TrackingCategories" ? splitOptionId(externalId) : undefined
+      if (option !== undefined) {
+        // A tracking option: edited inside its category.
+        const cat = org.get(coll, option.categoryId.toLowerCase())
+        const options = ((arr(cat?.Options) ?? []) as Array<Json>).map((o) => ({ ...o }))
+        const i = options.findIndex((o) => String(o.TrackingOptionID).toLowerCase() === option.optionId.toLowerCase())
+        if (cat === undefined || i < 0) throw new Error(`no tracking option ${externalId} in tenant ${tenant}`)
+        edits++
+        options[i] = { ...options[i], ...(patch ?? { Name: `${String(options[i]?.Name)} (edited ${edits})` }) }
+        return save(org, coll, { ...cat, Options: options }, false, false)
+      }
       const id = coll === "TaxRates" || coll === "Currencies" ? externalId : externalId.toLowerCase()
       const existing = org.get(coll, id)
       if (existing === undefined) throw new Error(`no ${coll} ${externalId} in tenant ${tenant}`)
