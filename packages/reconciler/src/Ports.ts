@@ -5,7 +5,9 @@
  */
 import type { Canonical, Config } from "@concord/core"
 import type { Provider } from "@concord/providers"
-import { Context, type Effect, type Option, Schema, type Scope } from "effect"
+import { Context, Effect, type Option, Schema, type Scope } from "effect"
+
+const Effect_void = Effect.void
 
 export type EntityType = Canonical.EntityType
 
@@ -126,6 +128,32 @@ export interface Commit {
     readonly status: "succeeded" | "failed" | "conflict"
     readonly detail?: unknown
   }>
+  /** Records to sync once the connection is active again. */
+  readonly parked?: ReadonlyArray<ParkedItem>
+  /** Conflicts a person decided. */
+  readonly resolved?: ReadonlyArray<{ readonly id: string; readonly resolution: "app" | "provider" | "merged"; readonly value?: unknown; readonly by: string }>
+  /** Links to forget (a record the provider deleted is created afresh). */
+  readonly unlink?: ReadonlyArray<{ readonly entity: EntityType; readonly recordId: string }>
+}
+
+export interface ConflictRow {
+  readonly id: string
+  readonly tenantId: string
+  readonly connectionId: string
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly path: string
+  readonly segments: ReadonlyArray<unknown>
+  readonly base: unknown
+  readonly app: unknown
+  readonly provider: unknown
+  readonly status: "open" | "resolved" | "superseded"
+}
+
+export interface ParkedItem {
+  readonly entity: EntityType
+  readonly recordId?: string
+  readonly externalId?: string
 }
 
 export const emptyCommit = (tenantId: string, connectionId: string): Commit => ({
@@ -160,10 +188,13 @@ export interface SyncStoreShape {
   readonly linksByExternalId: (connectionId: string, entity: EntityType, externalIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Link>, StoreError>
   readonly bases: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Base>, StoreError>
   readonly openConflicts: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<OpenConflict>, StoreError>
+  readonly conflict: (conflictId: string) => Effect.Effect<Option.Option<ConflictRow>, StoreError>
   /** Records write intents before a provider write (what a crash leaves behind is visible). */
   readonly recordIntents: (connectionId: string, intents: ReadonlyArray<{ readonly key: string; readonly entity: EntityType; readonly recordId: string; readonly operation: string }>) => Effect.Effect<void, StoreError>
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
   readonly setConnectionStatus: (connectionId: string, status: ConnectionStatus, reason: string | undefined) => Effect.Effect<void, StoreError>
+  /** Takes (and forgets) the work parked while the connection was unavailable. */
+  readonly unpark: (connectionId: string) => Effect.Effect<ReadonlyArray<ParkedItem>, StoreError>
   readonly cursor: (connectionId: string, name: string) => Effect.Effect<Option.Option<string>, StoreError>
   readonly setCursor: (connectionId: string, name: string, cursor: string) => Effect.Effect<void, StoreError>
 }
@@ -190,3 +221,12 @@ export interface ProviderSession {
 export class ProviderSessions extends Context.Service<ProviderSessions, {
   readonly open: (connection: ConnectionInfo) => Effect.Effect<ProviderSession, ConnectionUnavailable, Scope.Scope>
 }>()("concord/reconciler/ProviderSessions") {}
+
+/**
+ * Crash injection for recovery tests (the server kills the process at the
+ * named point when told to); a no-op unless provided.
+ */
+export const CrashPoint = Context.Reference<(point: "after-provider-write" | "after-commit") => Effect.Effect<void>>(
+  "concord/reconciler/CrashPoint",
+  { defaultValue: () => () => Effect_void }
+)

@@ -32,6 +32,7 @@ import {
   type ConnectionInfo,
   type EntityType,
   type ItemStatus,
+  CrashPoint,
   type Link,
   type ProviderSession,
   SyncStore
@@ -761,6 +762,7 @@ const write = (resolved: Resolved) =>
         }
       }
     }
+    if (resolved.decisions.some((d) => d.written !== undefined || d.removed)) yield* (yield* CrashPoint)("after-provider-write")
     // Links for records created in this batch, so their provider records translate back.
     for (const d of resolved.decisions) {
       if (d.written !== undefined) {
@@ -808,6 +810,8 @@ const commit = (written: Written) =>
       const base = { connectionId: connection.id, entity, recordId: d.recordId, ...(correlationId === undefined ? {} : { correlationId }) }
       const finish = (outcome: Outcome) => {
         for (const k of g.keys) outcomes.set(k, outcome)
+        // A retry is not an answer yet: operations hear only final outcomes.
+        if (outcome._tag === "Retry") return
         for (const op of g.operationIds) {
           operations.push({
             operationId: op,
@@ -1001,6 +1005,7 @@ const commit = (written: Written) =>
       idempotency,
       operations
     })
+    yield* (yield* CrashPoint)("after-commit")
     return { outcomes, summary } satisfies BatchResult
   })
 
@@ -1128,3 +1133,55 @@ const rank: Readonly<Record<EntityType, number>> = {
   transfer: 6
 }
 
+
+/**
+ * The connection cannot reach its provider (paused, needs re-authorisation):
+ * keep the app's changes (they are the app's state) and park every record so
+ * it syncs on resume, instead of hammering the provider or dead-lettering.
+ */
+export const parkBatch = (
+  connection: ConnectionInfo,
+  items: ReadonlyArray<WorkItem>,
+  reason: string
+): Effect.Effect<BatchResult, never, SyncStore> =>
+  Effect.gen(function*() {
+    const store = yield* SyncStore
+    const groups = groupItems(items)
+    const records: Array<Commit["records"][number]> = []
+    const audit: Array<AuditEntry> = []
+    const parked: Array<{ entity: EntityType; recordId?: string; externalId?: string }> = []
+    for (const g of groups) {
+      const change = g.appChange
+      if (change !== undefined && g.recordId !== undefined && change.record !== undefined) {
+        records.push({ entity: g.entity, recordId: g.recordId, data: change.record, hash: Hash.contentHash(change.record), deleted: change.deleted, appSeq: change.seq, origin: "app" })
+        audit.push({ connectionId: connection.id, entity: g.entity, recordId: g.recordId, action: change.deleted ? "app_delete" : "app_change", actor: "app", step: "park", detail: { seq: change.seq, parked: reason } })
+      }
+      parked.push({ entity: g.entity, ...(g.recordId === undefined ? {} : { recordId: g.recordId }), ...(g.externalId === undefined ? {} : { externalId: g.externalId }) })
+    }
+    yield* store.commit({ ...emptyCommitFor(connection), records, audit, parked })
+    const outcomes = new Map<string, Outcome>()
+    for (const g of groups) for (const k of g.keys) outcomes.set(k, { _tag: "Done", status: "skipped" })
+    return { outcomes, summary: { written: 0, pulled: 0, conflicts: 0, failed: 0 } } satisfies BatchResult
+  }).pipe(
+    Effect.catchCause((cause) =>
+      Effect.succeed<BatchResult>({
+        outcomes: new Map(items.map((i) => [i.key, { _tag: "Retry", error: errorInfo(cause.reasons[0]?._tag === "Fail" ? cause.reasons[0].error : "park failed") } as Outcome])),
+        summary: { written: 0, pulled: 0, conflicts: 0, failed: items.length }
+      })
+    )
+  )
+
+const emptyCommitFor = (connection: ConnectionInfo): Commit => ({
+  tenantId: connection.tenantId,
+  connectionId: connection.id,
+  records: [],
+  links: [],
+  bases: [],
+  syncStates: [],
+  conflicts: [],
+  conflictScopes: [],
+  audit: [],
+  events: [],
+  idempotency: [],
+  operations: []
+})

@@ -206,9 +206,25 @@ const m0001 = Effect.gen(function*() {
   for (const statement of initial) yield* sql.unsafe(statement)
 })
 
+/** Work that arrived while a connection was paused or needed re-authorisation; replayed on resume. */
+const m0002 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE parked (
+      connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+      entity text NOT NULL,
+      key text NOT NULL,
+      record_id text,
+      external_id text,
+      parked_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (connection_id, entity, key)
+    )`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
-  "1_initial": m0001
+  "1_initial": m0001,
+  "2_parked": m0002
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

@@ -236,6 +236,23 @@ export const layer = Layer.effect(
             ON CONFLICT (operation_id, connection_id, entity, record_id) DO UPDATE SET status = EXCLUDED.status,
               detail = EXCLUDED.detail, updated_at = EXCLUDED.updated_at`
         }
+        for (const r of c.resolved ?? []) {
+          yield* sql`
+            UPDATE conflicts SET status = 'resolved', resolution = ${r.resolution}, resolved_value = ${jsonOrNull(r.value)},
+              resolved_by = ${r.by}, resolved_at = ${now}
+            WHERE id = ${r.id} AND status = 'open'`
+        }
+        for (const u of c.unlink ?? []) {
+          yield* sql`DELETE FROM links WHERE connection_id = ${c.connectionId} AND entity = ${u.entity} AND record_id = ${u.recordId}`
+          yield* sql`DELETE FROM bases WHERE connection_id = ${c.connectionId} AND entity = ${u.entity} AND record_id = ${u.recordId}`
+        }
+        for (const p of c.parked ?? []) {
+          const key = p.recordId !== undefined ? `r:${p.recordId}` : `x:${p.externalId ?? ""}`
+          yield* sql`
+            INSERT INTO parked (connection_id, entity, key, record_id, external_id, parked_at)
+            VALUES (${c.connectionId}, ${p.entity}, ${key}, ${p.recordId ?? null}, ${p.externalId ?? null}, ${now})
+            ON CONFLICT DO NOTHING`
+        }
         if (c.events.length > 0) yield* sql`SELECT pg_notify('concord_outbox', '')`
       }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("commit")))
 
@@ -270,6 +287,36 @@ export const layer = Layer.effect(
         }], now)
       }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("set connection status")))
 
+    const conflict = (conflictId: string) =>
+      sql<{ id: string; tenant_id: string; connection_id: string; entity: EntityType; record_id: string; path: string; segments: unknown; base: unknown; app: unknown; provider: unknown; status: "open" | "resolved" | "superseded" }>`
+        SELECT id, tenant_id, connection_id, entity, record_id, path, segments, base, app, provider, status FROM conflicts WHERE id = ${conflictId}`.pipe(
+        Effect.map((rows) => Option.fromNullishOr(rows[0]).pipe(Option.map((r) => ({
+          id: r.id,
+          tenantId: r.tenant_id,
+          connectionId: r.connection_id,
+          entity: r.entity,
+          recordId: r.record_id,
+          path: r.path,
+          segments: json(r.segments) as ReadonlyArray<unknown>,
+          base: json(r.base),
+          app: json(r.app),
+          provider: json(r.provider),
+          status: r.status
+        })))),
+        Effect.mapError(storeError("read conflict"))
+      )
+
+    const unpark = (connectionId: string) =>
+      sql<{ entity: EntityType; record_id: string | null; external_id: string | null }>`
+        DELETE FROM parked WHERE connection_id = ${connectionId} RETURNING entity, record_id, external_id`.pipe(
+        Effect.map((rows) => rows.map((r) => ({
+          entity: r.entity,
+          ...(r.record_id === null ? {} : { recordId: r.record_id }),
+          ...(r.external_id === null ? {} : { externalId: r.external_id })
+        }))),
+        Effect.mapError(storeError("unpark"))
+      )
+
     const cursor = (connectionId: string, name: string) =>
       sql<{ cursor: string }>`SELECT cursor FROM sync_cursors WHERE connection_id = ${connectionId} AND name = ${name}`.pipe(
         Effect.map((rows) => Option.fromNullishOr(rows[0]?.cursor)),
@@ -294,9 +341,11 @@ export const layer = Layer.effect(
       linksByExternalId: (c, e, ids) => guard(ids, new Map(), linksByExternalId(c, e, ids)),
       bases: (c, e, ids) => guard(ids, new Map(), bases(c, e, ids)),
       openConflicts: (c, e, ids) => guard(ids, [], openConflicts(c, e, ids)),
+      conflict,
       recordIntents,
       commit,
       setConnectionStatus,
+      unpark,
       cursor,
       setCursor
     })

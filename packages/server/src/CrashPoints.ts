@@ -1,0 +1,16 @@
+/**
+ * Crash injection for recovery tests: with `CONCORD_CRASH_AT=<point>` the
+ * process kills itself (SIGKILL, no cleanup) the first time it reaches that
+ * point. Points: `after-provider-write`, `after-commit`, `after-publish`.
+ * Unset in production, where this is a no-op.
+ */
+import { Effect } from "effect"
+
+let fired = false
+
+export const crashPoint = (name: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (fired || process.env.CONCORD_CRASH_AT !== name) return
+    fired = true
+    process.kill(process.pid, "SIGKILL")
+  })

@@ -1,0 +1,161 @@
+/**
+ * The inbound consumer: a durable pull consumer on `CONCORD_IN`, shared by
+ * every node. Each fetched message is decoded (a message that does not decode
+ * goes to the DLQ with the reason), grouped by connection and handed to that
+ * connection's actor. The JetStream message is acked when the actor has
+ * committed, nak'ed with backoff on a retryable failure, and dead-lettered
+ * to `CONCORD_DLQ` with its last error after `maxDeliver` attempts or at
+ * once when retrying cannot help.
+ */
+import { Connection, type ProcessItem } from "@concord/reconciler/ConnectionActor"
+import { subjects } from "@concord/reconciler/Events"
+import { InboundMessage } from "@concord/reconciler/Inbound"
+import type { Outcome } from "@concord/reconciler/Work"
+import { Effect, Exit, Fiber, Schema, Semaphore } from "effect"
+import { SqlClient } from "effect/sql"
+import { AckPolicy, DeliverPolicy, headers as natsHeaders, type JsMsg, nanos } from "nats"
+import { Metrics } from "../Observability.ts"
+import { Settings } from "../Settings.ts"
+import { Nats } from "./Nats.ts"
+
+const decodeInbound = Schema.decodeUnknownExit(Schema.fromJsonString(InboundMessage))
+const decoder = new TextDecoder()
+const encoder = new TextEncoder()
+
+/** Backoff before the next attempt of a failed message: 1 s, 2 s, 4 s … capped at 60 s. */
+export const backoffMs = (deliveries: number): number => Math.min(60_000, 1000 * 2 ** Math.max(0, deliveries - 1))
+
+export const DeadLetter = Schema.Struct({
+  originalSubject: Schema.String,
+  streamSequence: Schema.Number,
+  deliveries: Schema.Number,
+  error: Schema.Struct({ tag: Schema.String, message: Schema.String }),
+  /** The original message as JSON when it decoded, else its raw text. */
+  message: Schema.Unknown,
+  deadAt: Schema.String
+}).pipe(Schema.annotate({ identifier: "DeadLetter", description: "An inbound message that exhausted its retries or could never succeed" }))
+export type DeadLetter = typeof DeadLetter.Type
+
+/** Tenant and provider from `concord.in.<tenant>.<provider>.<source>`. */
+const route = (subject: string): { tenant: string; provider: string } => {
+  const parts = subject.split(".")
+  const i = parts.indexOf("in")
+  return { tenant: parts[i + 1] ?? "unknown", provider: parts[i + 2] ?? "unknown" }
+}
+
+export const run = Effect.gen(function*() {
+  const nats = yield* Nats
+  const settings = yield* Settings
+  const metrics = yield* Metrics
+  const sql = yield* SqlClient.SqlClient
+  const client = yield* Connection.client
+  const names = nats.names
+
+  const config = {
+    durable_name: names.consumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(5 * 60_000),
+    max_ack_pending: 20_000,
+    max_deliver: -1
+  }
+  yield* Effect.tryPromise(async () => {
+    const exists = await nats.jsm.consumers.info(names.inbound, names.consumer).then(() => true, () => false)
+    if (exists) await nats.jsm.consumers.update(names.inbound, names.consumer, config)
+    else await nats.jsm.consumers.add(names.inbound, config)
+  })
+  const consumer = yield* Effect.tryPromise(() => nats.js.consumers.get(names.inbound, names.consumer))
+  const inFlight = yield* Semaphore.make(8192)
+
+  const deadLetter = (msg: JsMsg, error: { tag: string; message: string }, message: unknown) =>
+    Effect.gen(function*() {
+      const { tenant, provider } = route(names.unprefix(msg.subject))
+      const letter: DeadLetter = {
+        originalSubject: names.unprefix(msg.subject),
+        streamSequence: msg.seq,
+        deliveries: msg.info.redeliveryCount,
+        error,
+        message,
+        deadAt: new Date().toISOString()
+      }
+      const h = natsHeaders()
+      h.set("Concord-Error", error.tag)
+      yield* Effect.tryPromise(() =>
+        nats.js.publish(names.subject(subjects.dlq(tenant, provider)), encoder.encode(JSON.stringify(letter)), { msgID: `dlq-${names.inbound}-${msg.seq}`, headers: h })
+      )
+      const op = typeof message === "object" && message !== null ? (message as { operationId?: unknown; connectionId?: unknown; entity?: unknown; recordId?: unknown }) : undefined
+      if (typeof op?.operationId === "string" && typeof op.connectionId === "string" && typeof op.entity === "string" && typeof op.recordId === "string") {
+        yield* sql`
+          INSERT INTO operation_items (operation_id, connection_id, entity, record_id, status, detail)
+          VALUES (${op.operationId}, ${op.connectionId}, ${op.entity}, ${op.recordId}, 'failed', ${JSON.stringify({ ...error, deadLettered: true })})
+          ON CONFLICT (operation_id, connection_id, entity, record_id) DO UPDATE SET status = 'failed', detail = EXCLUDED.detail, updated_at = now()`.pipe(Effect.ignore)
+      }
+      yield* metrics.deadLettered(provider)
+      msg.term(error.message.slice(0, 200))
+    })
+
+  const settle = (msg: JsMsg, outcome: Outcome, message: unknown, provider: string) =>
+    Effect.gen(function*() {
+      switch (outcome._tag) {
+        case "Done":
+          msg.ack()
+          yield* metrics.synced(provider, outcome.status)
+          return
+        case "Dead":
+          yield* metrics.synced(provider, "dead")
+          return yield* deadLetter(msg, outcome.error, message)
+        case "Retry":
+          if (msg.info.redeliveryCount >= settings.maxDeliver) {
+            yield* metrics.synced(provider, "dead")
+            return yield* deadLetter(msg, { ...outcome.error, message: `${outcome.error.message} (gave up after ${msg.info.redeliveryCount} attempts)` }, message)
+          }
+          yield* metrics.synced(provider, "retry")
+          msg.nak(outcome.delayMs ?? backoffMs(msg.info.redeliveryCount))
+      }
+    })
+
+  const dispatch = (connectionId: string, batch: ReadonlyArray<{ msg: JsMsg; message: InboundMessage }>) =>
+    Effect.gen(function*() {
+      const items: Array<ProcessItem> = batch.map(({ msg, message }) => ({ key: String(msg.seq), seq: msg.seq, message }))
+      const provider = route(names.unprefix(batch[0]?.msg.subject ?? "")).provider
+      const start = Date.now()
+      const answer = yield* Effect.exit(client(connectionId).Process({ items }))
+      yield* metrics.batchSeconds(provider, (Date.now() - start) / 1000)
+      const outcomes = new Map<string, Outcome>()
+      if (Exit.isSuccess(answer)) for (const a of answer.value) outcomes.set(a.key, a.outcome as Outcome)
+      for (const { msg, message } of batch) {
+        const outcome = outcomes.get(String(msg.seq)) ??
+          ({ _tag: "Retry", error: { tag: "ActorUnavailable", message: `the actor of connection ${connectionId} did not answer` } } satisfies Outcome)
+        yield* settle(msg, outcome, message, provider).pipe(Effect.catchCause((c) => Effect.logWarning("could not settle an inbound message", c)))
+      }
+    }).pipe(inFlight.withPermits(batch.length), Effect.annotateLogs({ connection: connectionId }))
+
+  const fibers = new Set<Fiber.Fiber<void>>()
+  for (;;) {
+    const messages = yield* Effect.tryPromise(async () => {
+      const out: Array<JsMsg> = []
+      const iter = await consumer.fetch({ max_messages: 500, expires: 1000 })
+      for await (const m of iter) out.push(m)
+      return out
+    }).pipe(Effect.catch((e) => Effect.logWarning(`fetching from ${names.inbound} failed; retrying`, e).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.as([] as Array<JsMsg>))))
+    const byConnection = new Map<string, Array<{ msg: JsMsg; message: InboundMessage }>>()
+    for (const msg of messages) {
+      const raw = decoder.decode(msg.data)
+      const decoded = decodeInbound(raw)
+      if (Exit.isFailure(decoded)) {
+        const reason = decoded.cause.reasons[0]
+        const text = reason?._tag === "Fail" ? reason.error.message : "unreadable message"
+        yield* deadLetter(msg, { tag: "InvalidMessage", message: `the message does not fit the inbound schema: ${text}` }, raw).pipe(Effect.ignore)
+        continue
+      }
+      const list = byConnection.get(decoded.value.connectionId) ?? []
+      list.push({ msg, message: decoded.value })
+      byConnection.set(decoded.value.connectionId, list)
+    }
+    for (const [connectionId, batch] of byConnection) {
+      const fiber = yield* Effect.forkChild(dispatch(connectionId, batch))
+      fibers.add(fiber)
+      fiber.addObserver(() => fibers.delete(fiber))
+    }
+  }
+}).pipe(Effect.withSpan("concord.consumer"))
