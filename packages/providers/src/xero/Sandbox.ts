@@ -289,14 +289,20 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
 
     let rootUrl = ""
     let sequence = 0
+    const bodies = new WeakMap<ReadonlyArray<XeroWebhookEvent>, string>()
     const dispatcher = new WebhookDispatcher<XeroWebhookEvent>({
       batchWindowMs: options.webhookBatchWindowMs ?? 100,
       maxBatch: 100,
       random,
       body: (events) => {
+        // A duplicated delivery resends the same payload (same sequence numbers and entropy).
+        const known = bodies.get(events)
+        if (known !== undefined) return known
         const first = sequence + 1
         sequence += events.length
-        return JSON.stringify({ events, firstEventSequence: first, lastEventSequence: sequence, entropy: randomBytes(10).toString("base64").replace(/[^A-Za-z]/g, "").toUpperCase().slice(0, 20) })
+        const text = JSON.stringify({ events, firstEventSequence: first, lastEventSequence: sequence, entropy: randomBytes(10).toString("base64").replace(/[^A-Za-z]/g, "").toUpperCase().slice(0, 20) })
+        bodies.set(events, text)
+        return text
       },
       sign: (body) => ({ "x-xero-signature": hmacSha256Base64(webhookKey, body) })
     })

@@ -3,7 +3,7 @@
  * Idempotency-Key, and Xero's invoice status rules — adapter against sandbox.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { Canonical } from "@concord/core"
+import type { Canonical, Entities } from "@concord/core"
 import { Effect, Stream } from "effect"
 import type { ProviderRecord, WriteOp } from "../../src/Provider.ts"
 import { type Harness, harness, key } from "./harness.ts"
@@ -197,7 +197,7 @@ describe("Xero writes: batches, idempotency, status rules", () => {
       const contact = yield* createOne(h, contactOp("Status Co"))
       const sales = acc.get("200") as string
       const draft = yield* createOne(h, { _tag: "Create", entity: "invoice", idempotencyKey: key("s"), record: invoice(contact.externalId, sales, 1, { status: "draft" }) })
-      const move = (rec: ProviderRecord, status: Canonical.DocumentStatus) =>
+      const move = (rec: ProviderRecord, status: Entities.DocumentStatus) =>
         h.client.write([{ _tag: "Update", entity: "invoice", externalId: rec.externalId, version: rec.version, record: { ...(rec.record as Canonical.RecordOf<"invoice">), status }, idempotencyKey: key("m") }]).pipe(Effect.map(([r]) => r))
       const submitted = yield* move(draft, "submitted")
       if (submitted?._tag !== "Written") throw new Error(JSON.stringify(submitted))
