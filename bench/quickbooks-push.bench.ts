@@ -99,7 +99,7 @@ const program = Effect.gen(function*() {
         failed += rs.filter((r) => r._tag !== "Written").length
       }
     })
-    yield* Effect.all([worker, worker], { concurrency: 2 })
+    yield* Effect.all([worker, worker, worker, worker], { concurrency: 4 })
   }
   const t2 = Date.now()
   throttledSeen = sb.limits.stats.throttled

@@ -231,13 +231,14 @@ const customFieldsOut = (cf: Readonly<Record<string, string | number | boolean |
 
 const customFieldsIn = (cf: ReadonlyArray<Wire.CustomField> | undefined): Json | undefined => {
   if (cf === undefined) return undefined
-  const out: Json = {}
+  const entries: Array<[string, unknown]> = []
   for (const f of cf) {
     if (f.Name === undefined) continue
     const v = f.StringValue ?? f.NumberValue ?? f.BooleanValue ?? f.DateValue
-    if (v !== undefined) out[f.Name] = v
+    if (v !== undefined) entries.push([f.Name, v])
   }
-  return Object.keys(out).length === 0 ? undefined : out
+  // fromEntries defines own properties, so a field named "__proto__" stays a field.
+  return entries.length === 0 ? undefined : Object.fromEntries(entries)
 }
 
 // ---------------------------------------------------------------------------

@@ -37,9 +37,18 @@ describe("QuickBooks adapter contract", () => {
         const input = sample(entity, deps)
         expect(Canonical.validate(entity, input).ok).toBe(true)
 
-        // create
-        const [created] = yield* client.write([{ _tag: "Create", entity, record: input, idempotencyKey: `create-${entity}` }])
+        const since = new Date(Date.now() - 1000).toISOString()
+
+        // create, two at once: a /batch request
+        const batches: Array<string> = []
+        sb.onRequest((e) => batches.push(e.path))
+        const [created, second] = yield* client.write([
+          { _tag: "Create", entity, record: input, idempotencyKey: `create-${entity}` },
+          { _tag: "Create", entity, record: sample(entity, deps), idempotencyKey: `create-2-${entity}` }
+        ])
         if (created?._tag !== "Written") throw new Error(`create failed: ${JSON.stringify(created)}`)
+        expect(second?._tag).toBe("Written")
+        expect(batches.filter((p) => p.endsWith("/batch")).length).toBe(1)
         const id = created.record.externalId
         expect(created.record.version).toBe("0")
         expect(created.record.entity).toBe(entity)
@@ -73,21 +82,35 @@ describe("QuickBooks adapter contract", () => {
         expect(reread.version).toBe("1")
         expect(Mapping.project(reread.record)).toEqual(Mapping.project(after.record))
 
-        // list finds it
-        const listed = yield* Stream.runCollect(client.list(entity))
+        // list finds it, one record a page (every page a query with STARTPOSITION)
+        const queries: Array<string> = []
+        sb.onRequest((e) => {
+          if (e.path.endsWith("/query")) queries.push(new URLSearchParams(e.query).get("query") ?? "")
+        })
+        const listed = yield* Stream.runCollect(client.list(entity, { pageSize: 1 }))
         expect(listed.map((r) => r.externalId)).toContain(id)
+        expect(new Set(listed.map((r) => r.externalId)).size).toBe(listed.length)
+        expect(listed.length).toBeGreaterThanOrEqual(2)
+        expect(queries.filter((q) => / STARTPOSITION \d+ MAXRESULTS 1$/.test(q)).length).toBeGreaterThan(listed.length)
+
+        // change data capture reports both records
+        const feed = yield* client.changes([entity], undefined, since)
+        const upserted = feed.changes.flatMap((c) => (c._tag === "Upserted" ? [c.record.externalId] : []))
+        expect(upserted).toEqual(expect.arrayContaining([id, second?._tag === "Written" ? second.record.externalId : "?"]))
 
         // remove, as QuickBooks allows for this entity
         const [removed] = yield* client.write([{ _tag: "Remove", entity, externalId: id, version: reread.version, idempotencyKey: `remove-${entity}` }])
         expect(removed?._tag).toBe("Removed")
         const mode = capabilities[entity]?.remove
+        const removal = yield* client.changes([entity], feed.cursor)
         if (mode === "delete") {
           const gone = yield* Effect.flip(client.read(entity, id))
           expect(gone._tag).toBe("NotFound")
-        } else if (mode === "archive") {
-          expect((yield* client.read(entity, id)).record.status).toBe("archived")
-        } else if (mode === "void") {
-          expect((yield* client.read(entity, id)).record.status).toBe("voided")
+          expect(removal.changes.some((c) => c._tag === "Deleted" && c.externalId === id && c.entity === entity)).toBe(true)
+        } else {
+          const status = mode === "archive" ? "archived" : "voided"
+          expect((yield* client.read(entity, id)).record.status).toBe(status)
+          expect(removal.changes.some((c) => c._tag === "Upserted" && c.record.externalId === id && c.record.record.status === status)).toBe(true)
         }
       }))
   }

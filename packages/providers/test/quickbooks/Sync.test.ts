@@ -252,6 +252,17 @@ describe("QuickBooks adapter: limits and failures", () => {
       expect(sb.count(sb.realmId, "JournalEntry")).toBe(12)
     }))
 
+  it.live("a response that breaks the wire format is a ProviderProtocolError naming the field", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      const t = written((yield* client.write([{ _tag: "Create", entity: "transfer", record: sample("transfer"), idempotencyKey: "proto" }]))[0])
+      sb.accountantEdit(sb.realmId, "transfer", t.externalId, { Amount: "a lot" })
+      const e = yield* Effect.flip(client.read("transfer", t.externalId))
+      expect(e._tag).toBe("ProviderProtocolError")
+      expect(e.message).toContain("Amount")
+    }))
+
   it.live("gives up on a provider that keeps failing with ProviderUnavailable", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })

@@ -54,6 +54,7 @@ export const written = (r: WriteResult | undefined) => {
 }
 
 let counter = 0
+const currencies = [{ code: "CAD", name: "Canadian Dollar" }, { code: "AUD", name: "Australian Dollar" }, { code: "CHF", name: "Swiss Franc" }, { code: "SEK", name: "Swedish Krona" }]
 export const unique = (prefix: string) => `${prefix} ${Date.now().toString(36)}-${++counter}`
 
 type Rec = Canonical.CanonicalRecord
@@ -78,7 +79,7 @@ export const sample = (entity: Canonical.EntityType, deps: { invoiceId?: string;
     case "tax_rate":
       return { entity, schemaVersion: 1, id: "new", name: `Tax ${tag}`, rate: "5", status: "active" }
     case "currency":
-      return { entity, schemaVersion: 1, id: "new", code: "CAD", name: "Canadian Dollar", status: "active" }
+      return { entity, schemaVersion: 1, id: "new", ...currencies[counter % currencies.length] as { code: string; name: string }, status: "active" }
     case "tracking_category":
       return { entity, schemaVersion: 1, id: "new", name: `Class ${tag}`, kind: "class", status: "active" }
     case "invoice":
