@@ -624,8 +624,10 @@ const paymentOut = (r: Entities.Payment | Entities.BillPayment): W.Payment => {
   }
   const a = allocation as NonNullable<typeof allocation>
   if (a.amount !== r.amount) fail(`allocations[0].amount: a Xero payment's amount is what it applies to its document (${a.amount} ≠ amount ${r.amount})`)
-  const doc = { Contact: { ContactID: r.contactId }, CurrencyCode: r.currency }
   const isInvoice = a.documentType === "invoice" || a.documentType === "bill"
+  const sales = r.entity === "payment"
+  // The document's type is informational on a request (Xero finds the document by id) and tells payments from bill payments.
+  const doc = { Contact: { ContactID: r.contactId }, CurrencyCode: r.currency, Type: isInvoice ? (sales ? "ACCREC" : "ACCPAY") : (sales ? "ACCRECCREDIT" : "ACCPAYCREDIT") }
   return clean({
     Invoice: isInvoice ? { InvoiceID: a.documentId, ...doc } : undefined,
     CreditNote: isInvoice ? undefined : { CreditNoteID: a.documentId, ...doc },
