@@ -221,10 +221,22 @@ const m0002 = Effect.gen(function*() {
     )`
 })
 
+/** Webhook deliveries already received (replays answered without publishing again). */
+const m0003 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE webhook_receipts (
+      hash text PRIMARY KEY,
+      provider text NOT NULL,
+      received_at timestamptz NOT NULL DEFAULT now()
+    )`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
-  "2_parked": m0002
+  "2_parked": m0002,
+  "3_webhook_receipts": m0003
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

@@ -1,0 +1,380 @@
+/**
+ * The HTTP API, defined once with `effect/http-api`: the server implements
+ * it, `/openapi.json` and `/docs` are generated from it, and the CLI derives
+ * its client from it.
+ */
+import { Canonical, Validation } from "@concord/core"
+import { Context, Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "effect/http-api"
+
+// ---------------------------------------------------------------------------
+// Errors
+
+const Issues = Schema.Array(Validation.FieldIssue)
+
+/** The request does not parse (bad JSON, bad path or query parameter). */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
+  message: Schema.String,
+  issues: Issues
+}, { httpApiStatus: 400 }) {}
+
+/** The request parses but its content is refused; `issues` names every bad field. */
+export class Unprocessable extends Schema.TaggedError<Unprocessable>()("Unprocessable", {
+  message: Schema.String,
+  issues: Issues
+}, { httpApiStatus: 422 }) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  message: Schema.String
+}, { httpApiStatus: 401 }) {}
+
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  message: Schema.String
+}, { httpApiStatus: 403 }) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  message: Schema.String
+}, { httpApiStatus: 404 }) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
+  message: Schema.String
+}, { httpApiStatus: 409 }) {}
+
+/** A dependency (NATS, Postgres) is down: nothing was stored; retry. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
+  message: Schema.String
+}, { httpApiStatus: 503 }) {}
+
+// ---------------------------------------------------------------------------
+// Authentication
+
+/** Who is calling: an operator (admin key) or one tenant (its key). */
+export type Caller =
+  | { readonly kind: "admin"; readonly keyId: string }
+  | { readonly kind: "tenant"; readonly tenantId: string; readonly keyId: string }
+
+export class CurrentCaller extends Context.Service<CurrentCaller, Caller>()("concord/server/CurrentCaller") {}
+
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentCaller }>()("concord/server/Authentication", {
+  security: { apiKey: HttpApiSecurity.bearer },
+  error: Unauthorized
+}) {}
+
+/** Turns request-decoding failures into 400s that name each bad field. */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("concord/server/RequestErrors", {
+  error: BadRequest
+}) {}
+
+// ---------------------------------------------------------------------------
+// Shapes
+
+export const TenantId = Schema.String.check(
+  Schema.makeFilter((s: string) => /^[A-Za-z0-9_-]{1,64}$/.test(s) || "Expected 1-64 letters, digits, '_' or '-'")
+)
+export const EntityParam = Canonical.EntityType
+const IdParam = Schema.String.check(Schema.makeFilter((s: string) => (s.length >= 1 && s.length <= 128) || "Expected an id of 1-128 characters"))
+
+export const ConnectionView = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  provider: Schema.String,
+  accountId: Schema.NullOr(Schema.String),
+  status: Schema.Literals(["pending_auth", "active", "paused", "needs_reauth"]),
+  statusReason: Schema.NullOr(Schema.String),
+  entities: Schema.Unknown,
+  updatedAt: Schema.String
+}).pipe(Schema.annotate({ identifier: "Connection" }))
+export type ConnectionView = typeof ConnectionView.Type
+
+export const ConnectionStatusView = Schema.Struct({
+  ...ConnectionView.fields,
+  records: Schema.Struct({ synced: Schema.Number, conflict: Schema.Number, error: Schema.Number, skipped: Schema.Number }),
+  openConflicts: Schema.Number,
+  parked: Schema.Number,
+  lastErrors: Schema.Array(Schema.Struct({ entity: Schema.String, recordId: Schema.String, error: Schema.Unknown, at: Schema.String }))
+}).pipe(Schema.annotate({ identifier: "ConnectionStatus" }))
+
+export const TenantView = Schema.Struct({
+  tenant: Schema.String,
+  name: Schema.NullOr(Schema.String),
+  config: Schema.Unknown,
+  connections: Schema.Array(ConnectionView)
+}).pipe(Schema.annotate({ identifier: "Tenant" }))
+
+export const Accepted = Schema.Struct({
+  operationId: Schema.String,
+  status: Schema.Literals(["accepted", "succeeded"]),
+  entity: Schema.String,
+  recordId: Schema.String,
+  /** The connections the change goes to. */
+  connections: Schema.Array(Schema.String),
+  /** For transactions: the GL rule that posted it. */
+  rule: Schema.optionalKey(Schema.String),
+  /** Link to follow completion. */
+  link: Schema.String
+}).pipe(Schema.annotate({ identifier: "Accepted" }))
+
+export const SyncView = Schema.Struct({
+  connectionId: Schema.String,
+  provider: Schema.String,
+  externalId: Schema.NullOr(Schema.String),
+  providerVersion: Schema.NullOr(Schema.String),
+  status: Schema.String,
+  lastError: Schema.NullOr(Schema.Unknown),
+  openConflicts: Schema.Number
+})
+
+export const RecordView = Schema.Struct({
+  entity: Schema.String,
+  id: Schema.String,
+  record: Schema.Unknown,
+  deleted: Schema.Boolean,
+  origin: Schema.String,
+  updatedAt: Schema.String,
+  sync: Schema.Array(SyncView)
+}).pipe(Schema.annotate({ identifier: "Record" }))
+export type RecordView = typeof RecordView.Type
+
+export const RecordPage = Schema.Struct({
+  items: Schema.Array(RecordView),
+  next: Schema.NullOr(Schema.String)
+})
+
+export const OperationView = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  kind: Schema.String,
+  status: Schema.Literals(["accepted", "succeeded", "failed", "conflict"]),
+  expected: Schema.Number,
+  done: Schema.Number,
+  failed: Schema.Number,
+  items: Schema.Array(Schema.Struct({
+    connectionId: Schema.String,
+    entity: Schema.String,
+    recordId: Schema.String,
+    status: Schema.String,
+    detail: Schema.NullOr(Schema.Unknown)
+  })),
+  createdAt: Schema.String
+}).pipe(Schema.annotate({ identifier: "Operation" }))
+export type OperationView = typeof OperationView.Type
+
+export const ConflictView = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  connectionId: Schema.String,
+  entity: Schema.String,
+  recordId: Schema.String,
+  path: Schema.String,
+  base: Schema.NullOr(Schema.Unknown),
+  app: Schema.NullOr(Schema.Unknown),
+  provider: Schema.NullOr(Schema.Unknown),
+  status: Schema.String,
+  resolution: Schema.NullOr(Schema.String),
+  resolvedValue: Schema.NullOr(Schema.Unknown),
+  openedAt: Schema.String,
+  resolvedAt: Schema.NullOr(Schema.String),
+  ageSeconds: Schema.Number
+}).pipe(Schema.annotate({ identifier: "Conflict" }))
+export type ConflictView = typeof ConflictView.Type
+
+export const ResolveRequest = Schema.Struct({
+  resolution: Schema.Literals(["app", "provider", "merged"]),
+  /** The value to keep, for `merged`. */
+  value: Schema.optionalKey(Schema.Unknown)
+})
+
+export const CredentialsRequest = Schema.Struct({
+  accountId: Schema.String,
+  accessToken: Schema.String,
+  refreshToken: Schema.String,
+  /** Seconds until the access token expires. */
+  expiresIn: Schema.Int.check(Schema.isGreaterThan(0)),
+  refreshExpiresIn: Schema.optionalKey(Schema.Int),
+  /** API base URL override (a sandbox). */
+  baseUrl: Schema.optionalKey(Schema.String)
+})
+
+export const AuditVerifyView = Schema.Struct({
+  tenant: Schema.String,
+  rows: Schema.Number,
+  ok: Schema.Boolean,
+  brokenAt: Schema.optionalKey(Schema.Struct({ seq: Schema.Number, reason: Schema.String }))
+})
+
+export const AuditRowView = Schema.Struct({
+  seq: Schema.Number,
+  at: Schema.String,
+  connectionId: Schema.NullOr(Schema.String),
+  entity: Schema.NullOr(Schema.String),
+  recordId: Schema.NullOr(Schema.String),
+  action: Schema.String,
+  actor: Schema.String,
+  correlationId: Schema.NullOr(Schema.String),
+  detail: Schema.Unknown,
+  hash: Schema.String
+})
+
+const record = Schema.Unknown.pipe(Schema.annotate({
+  description: "A canonical record (see deploy/schemas/canonical-record.schema.json); `entity`, `id` and `schemaVersion` default to the path's"
+}))
+const transaction = Schema.Unknown.pipe(Schema.annotate({
+  description: "A POS/payment transaction (see deploy/schemas/transaction.schema.json)"
+}))
+const tenantDocument = Schema.Unknown.pipe(Schema.annotate({
+  description: "The tenant's configuration as JSON (see deploy/tenant-config.schema.json)"
+}))
+
+// ---------------------------------------------------------------------------
+// Groups
+
+const t = { tenant: TenantId }
+
+export const TenantsGroup = HttpApiGroup.make("tenants")
+  .add(HttpApiEndpoint.put("putTenant", "/v1/tenants/:tenant", {
+    params: t,
+    payload: [tenantDocument, Schema.String.pipe(HttpApiSchema.asText({ contentType: "application/yaml" }))],
+    success: TenantView,
+    error: [Unprocessable, Forbidden]
+  }))
+  .add(HttpApiEndpoint.get("getTenant", "/v1/tenants/:tenant", { params: t, success: TenantView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.post("createKey", "/v1/tenants/:tenant/keys", {
+    params: t,
+    payload: Schema.Struct({ label: Schema.optionalKey(Schema.String) }),
+    success: Schema.Struct({ keyId: Schema.String, key: Schema.String }).pipe(HttpApiSchema.status(201)),
+    error: [NotFound, Forbidden]
+  }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Tenants, their configuration and their API keys (operators)")
+
+const tc = { tenant: TenantId, connection: IdParam }
+
+export const ConnectionsGroup = HttpApiGroup.make("connections")
+  .add(HttpApiEndpoint.get("listConnections", "/v1/tenants/:tenant/connections", { params: t, success: Schema.Array(ConnectionView), error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.get("getConnection", "/v1/tenants/:tenant/connections/:connection", { params: tc, success: ConnectionStatusView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.post("connect", "/v1/tenants/:tenant/connections/:connection/connect", {
+    params: tc,
+    success: Schema.Struct({ url: Schema.String, state: Schema.String }),
+    error: [NotFound, Forbidden, Unprocessable]
+  }))
+  .add(HttpApiEndpoint.put("setCredentials", "/v1/tenants/:tenant/connections/:connection/credentials", {
+    params: tc,
+    payload: CredentialsRequest,
+    success: ConnectionView,
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.post("pause", "/v1/tenants/:tenant/connections/:connection/pause", {
+    params: tc,
+    payload: Schema.Struct({ reason: Schema.optionalKey(Schema.String) }),
+    success: ConnectionView,
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.post("resume", "/v1/tenants/:tenant/connections/:connection/resume", {
+    params: tc,
+    success: Schema.Struct({ connection: ConnectionView, resynced: Schema.Number }),
+    error: [NotFound, Forbidden, Conflict, Unavailable]
+  }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Connections to accounting providers: connect (OAuth), pause, resume, status")
+
+const ter = { tenant: TenantId, entity: EntityParam, id: IdParam }
+
+export const RecordsGroup = HttpApiGroup.make("records")
+  .add(HttpApiEndpoint.put("putRecord", "/v1/tenants/:tenant/records/:entity/:id", {
+    params: ter,
+    payload: record,
+    success: [Accepted.pipe(HttpApiSchema.status(202))],
+    error: [Unprocessable, NotFound, Forbidden, Unavailable]
+  }))
+  .add(HttpApiEndpoint.delete("deleteRecord", "/v1/tenants/:tenant/records/:entity/:id", {
+    params: ter,
+    success: Accepted.pipe(HttpApiSchema.status(202)),
+    error: [NotFound, Forbidden, Unavailable]
+  }))
+  .add(HttpApiEndpoint.get("getRecord", "/v1/tenants/:tenant/records/:entity/:id", { params: ter, success: RecordView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.get("listRecords", "/v1/tenants/:tenant/records/:entity", {
+    params: { tenant: TenantId, entity: EntityParam },
+    query: { limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 1000 }))), after: Schema.optionalKey(Schema.String) },
+    success: RecordPage,
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.post("postTransaction", "/v1/tenants/:tenant/transactions", {
+    params: t,
+    payload: transaction,
+    success: Accepted.pipe(HttpApiSchema.status(202)),
+    error: [Unprocessable, NotFound, Forbidden, Unavailable]
+  }))
+  .add(HttpApiEndpoint.get("getOperation", "/v1/operations/:id", { params: { id: IdParam }, success: OperationView, error: [NotFound, Forbidden] }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "The app's records, POS/payment transactions, and the operations that track them")
+
+const tid = { tenant: TenantId, id: IdParam }
+
+export const ConflictsGroup = HttpApiGroup.make("conflicts")
+  .add(HttpApiEndpoint.get("listConflicts", "/v1/tenants/:tenant/conflicts", {
+    params: t,
+    query: { status: Schema.optionalKey(Schema.Literals(["open", "resolved", "superseded", "all"])) },
+    success: Schema.Array(ConflictView),
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.get("getConflict", "/v1/tenants/:tenant/conflicts/:id", { params: tid, success: ConflictView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.post("resolveConflict", "/v1/tenants/:tenant/conflicts/:id/resolve", {
+    params: tid,
+    payload: ResolveRequest,
+    success: Schema.Struct({ conflict: ConflictView, outcome: Schema.Unknown }),
+    error: [NotFound, Forbidden, Conflict, Unprocessable, Unavailable]
+  }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Conflicts waiting for a person: both sides changed a field differently")
+
+export const AuditGroup = HttpApiGroup.make("audit")
+  .add(HttpApiEndpoint.get("verifyAudit", "/v1/tenants/:tenant/audit/verify", { params: t, success: AuditVerifyView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.get("listAudit", "/v1/tenants/:tenant/audit", {
+    params: t,
+    query: {
+      entity: Schema.optionalKey(Schema.String),
+      recordId: Schema.optionalKey(Schema.String),
+      after: Schema.optionalKey(Schema.NumberFromString),
+      limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 1000 })))
+    },
+    success: Schema.Array(AuditRowView),
+    error: [NotFound, Forbidden]
+  }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "The append-only, hash-chained audit log")
+
+export const PublicGroup = HttpApiGroup.make("public")
+  .add(HttpApiEndpoint.post("webhook", "/webhooks/:provider", {
+    params: { provider: Schema.String },
+    payload: Schema.Uint8Array.pipe(HttpApiSchema.asUint8Array()),
+    success: Schema.Void,
+    error: [Unauthorized, NotFound, Unavailable]
+  }))
+  .add(HttpApiEndpoint.get("oauthCallback", "/v1/oauth/:provider/callback", {
+    params: { provider: Schema.String },
+    query: Schema.Record(Schema.String, Schema.String),
+    success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/html" })),
+    error: [Unprocessable, NotFound]
+  }))
+  .add(HttpApiEndpoint.get("healthz", "/healthz", { success: Schema.Struct({ status: Schema.Literal("ok") }) }))
+  .add(HttpApiEndpoint.get("readyz", "/readyz", {
+    success: Schema.Struct({ status: Schema.Literal("ready"), checks: Schema.Record(Schema.String, Schema.String) }),
+    error: Unavailable
+  }))
+  .annotate(OpenApi.Description, "Provider webhooks (signature-verified), the OAuth callback, and health probes")
+
+export class Api extends HttpApi.make("concord")
+  .add(TenantsGroup)
+  .add(ConnectionsGroup)
+  .add(RecordsGroup)
+  .add(ConflictsGroup)
+  .add(AuditGroup)
+  .add(PublicGroup)
+  .middleware(RequestErrors)
+  .annotateMerge(OpenApi.annotations({
+    title: "Concord",
+    version: "0.1.0",
+    description: "Bidirectional sync and reconciliation between your platform and your customers' accounting providers."
+  }))
+{}
+
