@@ -672,6 +672,8 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       readonly op: WriteOp
       readonly name: Wire.EntityName
       readonly operation: "create" | "update" | "delete" | "void"
+      /** `include=void` (`optionsData` in a batch). */
+      readonly include?: "void"
       readonly body: Json
     }
 
@@ -697,7 +699,10 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         case "delete":
           return { index, op, name: target.value.name, operation: "delete", body: ident }
         case "void":
-          return { index, op, name: target.value.name, operation: "void", body: ident }
+          // Invoices void with operation=void; payments, sales receipts and bill payments with a sparse update + include=void.
+          return target.value.name === "Invoice"
+            ? { index, op, name: target.value.name, operation: "void", body: ident }
+            : { index, op, name: target.value.name, operation: "update", include: "void", body: { ...ident, sparse: true } }
         case "archive":
           return { index, op, name: target.value.name, operation: "update", body: { ...ident, sparse: true, Active: false } }
         default:
@@ -726,7 +731,11 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       send({
         method: "POST",
         path: Wire.pathOf(p.name),
-        params: { requestid: requestIdFor(p.op.idempotencyKey, 50), ...(p.operation === "create" ? {} : { operation: p.operation }) },
+        params: {
+          requestid: requestIdFor(p.op.idempotencyKey, 50),
+          ...(p.operation === "create" ? {} : { operation: p.operation }),
+          ...(p.include === undefined ? {} : { include: p.include })
+        },
         body: p.body,
         ...callFor(p)
       }).pipe(
@@ -739,7 +748,12 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
     const writeBatch = (items: ReadonlyArray<Prepared>): Effect.Effect<ReadonlyArray<WriteResult>, ProviderError> =>
       Effect.gen(function*() {
         const request = {
-          BatchItemRequest: items.map((p, i) => ({ bId: String(i + 1), operation: p.operation, [p.name]: p.body }))
+          BatchItemRequest: items.map((p, i) => ({
+            bId: String(i + 1),
+            operation: p.operation,
+            ...(p.include === undefined ? {} : { optionsData: p.include }),
+            [p.name]: p.body
+          }))
         }
         let rejectedWhole: ProviderError | undefined
         // A Fault for the whole request (e.g. too many operations) fails each of its operations, not the call.

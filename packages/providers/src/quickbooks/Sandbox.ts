@@ -714,7 +714,7 @@ class Company {
     if ("Balance" in current) current.Balance = 0
     if (isObj(current.TxnTaxDetail)) current.TxnTaxDetail = { ...current.TxnTaxDetail, TotalTax: 0 }
     if (name === "Payment") current.UnappliedAmt = 0
-    current.PrivateNote = "Voided"
+    current.PrivateNote = typeof current.PrivateNote === "string" && current.PrivateNote !== "" ? `Voided - ${current.PrivateNote}` : "Voided"
     current.SyncToken = String(Number(current.SyncToken) + 1)
     this.touch(name, current, "Void")
     if (name === "Payment" || name === "BillPayment") this.applyPayments(before, undefined)
@@ -1185,8 +1185,14 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
       return name
     }
 
-    const write = (c: Company, name: EntityName, body: Json, operation: string | null): Json => {
+    /**
+     * One write. Invoices void with `?operation=void`; payments, sales
+     * receipts and bill payments with a sparse `?operation=update&include=void`
+     * (`optionsData: "void"` in a batch). Both are accepted for any voidable entity.
+     */
+    const write = (c: Company, name: EntityName, body: Json, operation: string | null, include?: string | null): Json => {
       const { obj } = bodyEntity(body, name)
+      if (include === "void" && (operation === "update" || operation === null)) return c.void(name, obj)
       switch (operation) {
         case "delete":
           return c.remove(name, obj)
@@ -1215,7 +1221,8 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
           if (typeof item.Query === "string") return { bId, QueryResponse: c.query(item.Query) }
           const { name, obj } = bodyEntity(item)
           const op = typeof item.operation === "string" ? item.operation : "create"
-          const result = write(c, name, { [name]: obj }, op === "create" ? (obj.Id !== undefined ? null : "create") : op)
+          const include = typeof item.optionsData === "string" ? item.optionsData : null
+          const result = write(c, name, { [name]: obj }, op === "create" ? (obj.Id !== undefined ? null : "create") : op, include)
           return { bId, [name]: result }
         } catch (e) {
           if (e instanceof FaultError) return { bId, Fault: { Error: e.errors, type: e.type } }
@@ -1275,7 +1282,7 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
         path: "/v3/company/:realmId/:entity",
         handler: api((req, c) => {
           const name = entityOf(req.params.entity ?? "")
-          const result = write(c, name, parseJson(req.rawBody), req.query.get("operation"))
+          const result = write(c, name, parseJson(req.rawBody), req.query.get("operation"), req.query.get("include"))
           return json(200, { [name]: result, time: time() })
         })
       },

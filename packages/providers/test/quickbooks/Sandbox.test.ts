@@ -128,8 +128,8 @@ describe("QuickBooks sandbox: objects and rules", () => {
       expect(pay.UnappliedAmt).toBe(0)
       const paid = (yield* http.get(`invoice/${inv.Id}`)).body.Invoice
       expect(paid).toMatchObject({ Balance: 0, SyncToken: "1" })
-      const voided = yield* http.post("payment?operation=void", { Id: pay.Id, SyncToken: pay.SyncToken })
-      expect(voided.body.Payment).toMatchObject({ TotalAmt: 0, PrivateNote: "Voided" })
+      const voided = yield* http.post("payment?operation=update&include=void", { Id: pay.Id, SyncToken: pay.SyncToken, sparse: true })
+      expect(voided.body.Payment).toMatchObject({ TotalAmt: 0, PrivateNote: "Voided", SyncToken: "1" })
       expect((yield* http.get(`invoice/${inv.Id}`)).body.Invoice.Balance).toBe(108.25)
       const cannot = yield* http.post("customer?operation=delete", { Id: "1", SyncToken: "0" })
       expect(cannot.body.Fault.Error[0].code).toBe("500")

@@ -171,6 +171,21 @@ describe("QuickBooks adapter: writing", () => {
       expect(sb.count(sb.realmId, "JournalEntry")).toBe(45)
     }))
 
+  it.live("voids invoices, payments, sales receipts and bill payments in one batch, each the way QuickBooks wants", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      const entities = ["invoice", "payment", "sales_receipt", "bill_payment"] as const
+      const created = (yield* client.write(entities.map((entity) => ({ _tag: "Create" as const, entity, record: sample(entity), idempotencyKey: `v-${entity}` })))).map(written)
+      const removed = yield* client.write(created.map((r) => ({ _tag: "Remove" as const, entity: r.entity, externalId: r.externalId, version: r.version, idempotencyKey: `void-${r.entity}` })))
+      expect(removed.map((r) => r._tag)).toEqual(["Removed", "Removed", "Removed", "Removed"])
+      for (const r of created) {
+        const after = yield* client.read(r.entity, r.externalId)
+        expect(after.record.status).toBe("voided")
+        expect(after.version).toBe("1")
+      }
+    }))
+
   it.live("a batch QuickBooks refuses as a whole fails each of its operations, not the call", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false, batchMax: 3 })
