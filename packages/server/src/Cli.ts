@@ -5,11 +5,12 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { CliError, CliOutput, Command } from "effect/cli"
 import { config } from "./cli/ConfigCommand.ts"
+import { serve } from "./cli/ServeCommand.ts"
 import { CliFailure } from "./cli/Output.ts"
 
 export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
-  Command.withSubcommands([config])
+  Command.withSubcommands([serve, config])
 )
 
 /**

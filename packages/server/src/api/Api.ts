@@ -346,7 +346,10 @@ export const AuditGroup = HttpApiGroup.make("audit")
 export const PublicGroup = HttpApiGroup.make("public")
   .add(HttpApiEndpoint.post("webhook", "/webhooks/:provider", {
     params: { provider: Schema.String },
-    payload: Schema.Uint8Array.pipe(HttpApiSchema.asUint8Array()),
+    // The signature is over the exact bytes, so the body is taken raw whatever its type.
+    payload: ["application/json", "application/cloudevents-batch+json", "application/octet-stream", "text/plain"].map((contentType) =>
+      Schema.Uint8Array.pipe(HttpApiSchema.asUint8Array({ contentType }))
+    ) as [typeof Schema.Uint8Array, ...Array<typeof Schema.Uint8Array>],
     success: Schema.Void,
     error: [Unauthorized, NotFound, Unavailable]
   }))
