@@ -331,6 +331,11 @@ type Attempt =
   | { readonly _tag: "Response"; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly text: string }
   | { readonly _tag: "Transport"; readonly reason: string }
 
+/** One decoder per QuickBooks entity, built once. */
+const wireDecoders = Object.fromEntries(
+  Wire.entityNames.map((n) => [n, Schema.decodeUnknownResult(Wire.entitySchemas[n] as Schema.Codec<unknown, unknown>)])
+) as Record<Wire.EntityName, (u: unknown) => ReturnType<ReturnType<typeof Schema.decodeUnknownResult<Schema.Codec<unknown, unknown>>>>>
+
 const digest = (s: string, length: number): string => createHash("sha256").update(s).digest("hex").slice(0, length)
 
 /** QuickBooks takes requestid up to 50 characters (36 with batch). */
@@ -502,7 +507,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
     // --- decoding ---------------------------------------------------------------
 
     const decodeWire = (name: Wire.EntityName, value: unknown, where: string): Effect.Effect<unknown, ProviderProtocolError> => {
-      const d = Schema.decodeUnknownResult(Wire.entitySchemas[name] as Schema.Codec<unknown, unknown>)(value)
+      const d = wireDecoders[name](value)
       return d._tag === "Success" ? Effect.succeed(d.success) : Effect.fail(protocol(`${where}: ${String(d.failure)}`))
     }
 

@@ -162,8 +162,13 @@ const contactIdOf = (ref: { readonly value: string; readonly type?: string | und
 
 /** Drops undefined members (exactOptionalPropertyTypes). */
 const compact = <T extends Json>(o: T): T => {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k]
-  return o
+  // A fresh object rather than `delete`, which would put the object in slow dictionary mode.
+  const out: Json = {}
+  for (const k in o) {
+    const v = o[k]
+    if (v !== undefined) out[k] = v
+  }
+  return out as T
 }
 
 const ref = (value: string | undefined): { value: string } | undefined => (value === undefined ? undefined : { value })
@@ -459,8 +464,7 @@ const consistentTotals = (r: Json): Json => {
   const lines = r.lines as ReadonlyArray<{ amount: number }>
   const sum = lines.reduce((s, l) => s + l.amount, 0)
   const expected = r.lineAmountTypes === "exclusive" ? sum + ((r.totalTax as number | undefined) ?? 0) : sum
-  if (r.total !== undefined && r.total !== expected) delete r.total
-  return r
+  return r.total !== undefined && r.total !== expected ? { ...r, total: undefined } : r
 }
 
 // ---------------------------------------------------------------------------
