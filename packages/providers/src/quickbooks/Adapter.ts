@@ -39,6 +39,7 @@ import {
 } from "../Errors.ts"
 import type {
   Change,
+  ChangesPage,
   ChangeNotice,
   ConnectionContext,
   EntityCapabilities,
@@ -605,8 +606,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
 
     // --- read --------------------------------------------------------------------
 
-    const read: ProviderClient["read"] = (entity, externalId) =>
-      Effect.gen(function*() {
+    const read: ProviderClient["read"] = Effect.fn("QuickBooks.read")(function*(entity: EntityType, externalId: string): Effect.fn.Return<ProviderRecord, ProviderError> {
         if (capabilities[entity] === undefined) return yield* new Unsupported({ provider: PROVIDER_ID, entity, reason: "QuickBooks has no such entity" })
         const target = Mapping.parseExternalId(entity, externalId)
         if (!target.ok) return yield* new NotFound({ ...base, entity, externalId })
@@ -618,8 +618,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
 
     // --- changes -----------------------------------------------------------------
 
-    const changes: ProviderClient["changes"] = (entities, cursor, since) =>
-      Effect.gen(function*() {
+    const changes: ProviderClient["changes"] = Effect.fn("QuickBooks.changes")(function*(entities: ReadonlyArray<EntityType>, cursor: string | undefined, since?: string): Effect.fn.Return<ChangesPage, ProviderError> {
         const names = [...new Set(entities.filter((e) => capabilities[e]?.changeFeed === true).flatMap((e) => Mapping.wireEntitiesOf[e]))]
         const now = yield* Clock.currentTimeMillis
         const changedSince = cursor ?? since ?? new Date(now - 30 * 86_400_000).toISOString()
@@ -790,8 +789,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         })
       })
 
-    const write: ProviderClient["write"] = (ops) =>
-      Effect.gen(function*() {
+    const write: ProviderClient["write"] = Effect.fn("QuickBooks.write")(function*(ops: ReadonlyArray<WriteOp>): Effect.fn.Return<ReadonlyArray<WriteResult>, ProviderError> {
         const results: Array<WriteResult | undefined> = ops.map(() => undefined)
         const pending: Array<Prepared> = []
         ops.forEach((op, i) => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Canonical, Entities } from "@concord/core"
-import { Effect, Stream } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import type { WriteOp } from "../../src/Provider.ts"
 import { start } from "../../src/quickbooks/Sandbox.ts"
 import { connect, sample, unique, written } from "./support.ts"
@@ -255,6 +255,25 @@ describe("QuickBooks adapter: limits and failures", () => {
       yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), () => client.read("account", "1"), { concurrency: "unbounded" })
       expect(sb.limits.stats.throttled).toBe(0)
       expect(sb.limits.stats.admitted).toBe(40)
+    }))
+
+  it.live("background work yields to live traffic when requests queue for a slot", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      sb.faults.set({ latencyMs: 30 })
+      const arrivals: Array<string> = []
+      sb.onRequest((e) => arrivals.push(e.path.endsWith("/account/2") ? "live" : "background"))
+      const background = yield* Effect.forkChild(
+        client.withPriority("background", Effect.forEach(Array.from({ length: 30 }), () => client.read("account", "1"), { concurrency: "unbounded" }))
+      )
+      yield* Effect.sleep("10 millis")
+      yield* Effect.forEach(Array.from({ length: 5 }), () => client.read("account", "2"), { concurrency: "unbounded" })
+      yield* Fiber.join(background)
+      const live = arrivals.flatMap((a, i) => (a === "live" ? [i] : []))
+      expect(live.length).toBe(5)
+      // Ten background requests were already in flight; the live ones go next, ahead of the other twenty.
+      expect(Math.max(...live)).toBeLessThan(20)
     }))
 
   it.live("retries 500s, hung requests and tokens expiring mid-call, without duplicating writes", () =>
