@@ -681,7 +681,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       readonly body: Json
     }
 
-    const prepare = (op: WriteOp, index: number): Prepared | WriteResult => {
+    const prepare = (op: WriteOp, index: number, today: string): Prepared | WriteResult => {
       const caps = capabilities[op.entity]
       const unsupported = (reason: string): WriteResult => ({ _tag: "Failed", error: new Unsupported({ provider: PROVIDER_ID, entity: op.entity, reason }) })
       if (caps === undefined) return unsupported("QuickBooks has no such entity")
@@ -690,7 +690,13 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         if (op.record.entity !== op.entity) return unsupported(`the record is a ${op.record.entity}, not a ${op.entity}`)
         const wire = Mapping.toWire(op.record)
         if (!wire.ok) return unsupported(wire.reason)
-        if (op._tag === "Create") return { index, op, name: wire.value.name, operation: "create", body: wire.value.body }
+        if (op._tag === "Create") {
+          // QuickBooks tracks an inventory item's quantity from a start date; canonical items have none: start today.
+          const body = wire.value.name === "Item" && wire.value.body.Type === "Inventory" && wire.value.body.InvStartDate === undefined
+            ? { ...wire.value.body, InvStartDate: today }
+            : wire.value.body
+          return { index, op, name: wire.value.name, operation: "create", body }
+        }
         const target = Mapping.parseExternalId(op.entity, op.externalId)
         if (!target.ok) return unsupported(target.reason)
         if (target.value.name !== wire.value.name) return unsupported(`${op.externalId} is a ${target.value.name}; the record would make it a ${wire.value.name}`)
@@ -792,8 +798,9 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
     const write: ProviderClient["write"] = Effect.fn("QuickBooks.write")(function*(ops: ReadonlyArray<WriteOp>): Effect.fn.Return<ReadonlyArray<WriteResult>, ProviderError> {
         const results: Array<WriteResult | undefined> = ops.map(() => undefined)
         const pending: Array<Prepared> = []
+        const today = new Date(yield* Clock.currentTimeMillis).toISOString().slice(0, 10)
         ops.forEach((op, i) => {
-          const p = prepare(op, i)
+          const p = prepare(op, i, today)
           if ("_tag" in p) results[i] = p
           else pending.push(p)
         })

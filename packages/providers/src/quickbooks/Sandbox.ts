@@ -424,6 +424,12 @@ class Company {
         if (!["Inventory", "NonInventory", "Service", "Category", "Group"].includes(String(obj.Type))) {
           throw validation("2170", "Invalid Enumeration", `Invalid Enumeration : ${String(obj.Type)}`, "Type")
         }
+        if (obj.Type === "Inventory") {
+          // QuickBooks tracks inventory from a start date against an asset and an income account.
+          need("InvStartDate")
+          need("AssetAccountRef")
+          need("IncomeAccountRef")
+        }
         break
       case "Class":
       case "Department":

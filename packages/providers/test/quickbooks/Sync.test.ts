@@ -216,6 +216,19 @@ describe("QuickBooks adapter: writing", () => {
       expect(sb.count(sb.realmId, "JournalEntry")).toBe(3)
     }))
 
+  it.live("inventory items start tracking today; one without an asset account is refused naming the field", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      const item: Canonical.RecordOf<"item"> = { entity: "item", schemaVersion: 1, id: "new", name: "Gadget", type: "inventory", salesPrice: "30", salesAccountId: "10", purchaseAccountId: "12", inventoryAccountId: "5", quantityOnHand: "12", status: "active" }
+      const created = written((yield* client.write([{ _tag: "Create", entity: "item", record: item, idempotencyKey: "inv-item" }]))[0])
+      expect(created.record).toMatchObject({ type: "inventory", quantityOnHand: "12", inventoryAccountId: "5" })
+      expect(sb.records(sb.realmId, "item").find((i) => i.Name === "Gadget")?.InvStartDate).toBe(new Date().toISOString().slice(0, 10))
+      const { inventoryAccountId: _drop, ...noAsset } = item
+      const [refused] = yield* client.write([{ _tag: "Create", entity: "item", record: { ...noAsset, name: "Gizmo" }, idempotencyKey: "inv-item-2" }])
+      expect(refused?._tag === "Failed" && refused.error._tag === "ProviderRejected" && refused.error.field).toBe("AssetAccountRef")
+    }))
+
   it.live("a missing account is refused with QuickBooks' code, message and detail naming the account", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })
