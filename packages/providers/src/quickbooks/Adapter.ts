@@ -14,8 +14,9 @@
  *   `StaleVersion`, never forced.
  * - Pacing: one RateLimiter per connection (500 requests/minute, 10 at
  *   once); a 429 pauses the whole connection for Retry-After (or a growing
- *   backoff) and retries; a 401 invalidates the access token and retries once
- *   with a fresh one; 5xx, timeouts and network errors retry with bounded
+ *   backoff) and retries; a 401 invalidates the access token and retries
+ *   with a fresh one (twice at most, then `NeedsReauth`); 5xx, timeouts and
+ *   network errors retry with bounded
  *   exponential backoff, then `ProviderUnavailable`.
  * - Faults become typed errors keeping QuickBooks' code, Message, Detail and
  *   element (`ProviderRejected`, `StaleVersion` for 5010, `NotFound` for 610
@@ -454,7 +455,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         const priority = yield* PriorityRef
         let transient = 0
         let throttled = 0
-        let reauthed = false
+        let reauthed = 0
         for (;;) {
           const [token, outcome] = yield* limiter.run(
             Effect.gen(function*() {
@@ -479,10 +480,11 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
             continue
           }
           if (status === 401) {
-            if (reauthed) {
+            // Retry with a fresh token; a token refused right after a refresh (twice) means the grant is gone.
+            if (reauthed >= 2) {
               return yield* new NeedsReauth({ ...base, reason: `QuickBooks refused a freshly refreshed access token (${outcome.text.slice(0, 200)})` })
             }
-            reauthed = true
+            reauthed++
             yield* context.tokens.invalidate(token)
             continue
           }
