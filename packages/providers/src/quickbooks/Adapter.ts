@@ -477,6 +477,8 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
             const wait = retryAfterMs(outcome.headers) ?? (yield* backoff(throttled + 2))
             throttled++
             yield* limiter.pause(wait)
+            // An unlimited limiter ignores pauses: this request still waits its turn.
+            if (context.unlimited === true) yield* Effect.sleep(wait)
             continue
           }
           if (status === 401) {

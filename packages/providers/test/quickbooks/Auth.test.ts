@@ -32,6 +32,9 @@ describe("QuickBooks OAuth 2.0", () => {
       expect(tokens.accessTokenExpiresAt - Date.now()).toBeLessThanOrEqual(3_600_000)
       const { client } = yield* connect(sb, { tokens })
       expect((yield* client.read("account", "1")).record).toMatchObject({ entity: "account", name: "Checking" })
+      // The callback must name the company.
+      const noRealm = yield* Effect.flip(QuickBooks.auth.exchangeCode(app, "whatever", { code: "whatever", state: "state-123" }))
+      expect(noRealm.message).toContain("realmId")
       // A code works once.
       const again = yield* Effect.flip(QuickBooks.auth.exchangeCode(app, params.code ?? "", params))
       expect(again._tag).toBe("AuthFailed")

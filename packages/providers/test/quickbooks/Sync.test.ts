@@ -270,6 +270,16 @@ describe("QuickBooks adapter: limits and failures", () => {
       expect(sb.limits.stats.admitted).toBe(40)
     }))
 
+  it.live("an unlimited connection does no client-side pacing (the sandbox's limits then answer 429, and the adapter retries)", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: true })
+      const { client } = yield* connect(sb, { unlimited: true })
+      sb.faults.set({ latencyMs: 40 })
+      const reads = yield* Effect.forEach(Array.from({ length: 25 }), () => client.read("account", "1"), { concurrency: "unbounded" })
+      expect(reads.length).toBe(25)
+      expect(sb.limits.stats.throttled).toBeGreaterThan(0)
+    }))
+
   it.live("background work yields to live traffic when requests queue for a slot", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })

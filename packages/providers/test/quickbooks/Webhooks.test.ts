@@ -8,7 +8,7 @@ import { Effect, Redacted } from "effect"
 import type { ChangeNotice, WebhookVerdict } from "../../src/Provider.ts"
 import { json, serve } from "../../src/SandboxKit.ts"
 import { hmacSha256Base64 } from "../../src/Signatures.ts"
-import { QuickBooks } from "../../src/quickbooks/Adapter.ts"
+import { parseWebhook, QuickBooks } from "../../src/quickbooks/Adapter.ts"
 import { start } from "../../src/quickbooks/Sandbox.ts"
 import { connect, sample, written } from "./support.ts"
 
@@ -131,4 +131,41 @@ describe("QuickBooks webhooks", () => {
       const ids = notices(hook.deliveries).map((n) => n.externalId)
       expect([...ids].sort()).toEqual(created.map((r) => written(r).externalId).sort())
     }))
+})
+
+describe("QuickBooks webhook payloads", () => {
+  it("parses Intuit's legacy format: offsets without a colon, merges, and entities or operations with no canonical form skipped", () => {
+    const body = JSON.stringify({
+      eventNotifications: [{
+        realmId: "310687",
+        dataChangeEvent: {
+          entities: [
+            { name: "Customer", id: "58", operation: "Merge", lastUpdated: "2015-10-05T14:42:19-0700", deletedId: "57" },
+            { name: "Invoice", id: "130", operation: "Emailed", lastUpdated: "2015-10-05T14:42:19-0700" },
+            { name: "Estimate", id: "9", operation: "Create", lastUpdated: "2015-10-05T14:42:19-0700" },
+            { name: "Purchase", id: "77", operation: "Delete", lastUpdated: "2015-10-05T21:42:19.000Z" }
+          ]
+        }
+      }]
+    })
+    expect(parseWebhook(Buffer.from(body))).toEqual({
+      ok: true,
+      notices: [
+        { accountId: "310687", entity: "contact", externalId: "customer:58", operation: "merge", occurredAt: "2015-10-05T21:42:19.000Z" },
+        { accountId: "310687", entity: "contact", externalId: "customer:57", operation: "delete", occurredAt: "2015-10-05T21:42:19.000Z" },
+        { accountId: "310687", entity: "expense", externalId: "77", operation: "delete", occurredAt: "2015-10-05T21:42:19.000Z" }
+      ]
+    })
+  })
+
+  it("parses the CloudEvents array and names what is wrong with a malformed one", () => {
+    const events = [{ specversion: "1.0", id: "e1", source: "intuit.x", type: "qbo.department.updated.v1", datacontenttype: "application/json", time: "2026-05-31T21:31:25.179Z", intuitentityid: "3", intuitaccountid: "310687", data: {} }]
+    expect(parseWebhook(Buffer.from(JSON.stringify(events)))).toEqual({
+      ok: true,
+      notices: [{ accountId: "310687", entity: "tracking_category", externalId: "department:3", operation: "update", occurredAt: "2026-05-31T21:31:25.179Z" }]
+    })
+    const broken = parseWebhook(Buffer.from(JSON.stringify([{ ...events[0], intuitaccountid: undefined }])))
+    expect(broken.ok).toBe(false)
+    expect(broken.ok === false && broken.reason).toContain("intuitaccountid")
+  })
 })
