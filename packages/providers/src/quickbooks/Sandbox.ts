@@ -321,9 +321,9 @@ class Company {
   // --- validation -----------------------------------------------------------
 
   private checkRefs(name: EntityName, obj: Json): void {
-    const visit = (v: unknown, path: string, parent: Json | undefined): void => {
+    const visit = (v: unknown, path: string): void => {
       if (Array.isArray(v)) {
-        for (const x of v) visit(x, path, parent)
+        for (const x of v) visit(x, path)
         return
       }
       if (!isObj(v)) return
@@ -363,11 +363,10 @@ class Company {
           continue
         }
         if (k === "MetaData" || k === "CurrencyRef") continue
-        visit(child, p, v)
+        visit(child, p)
       }
-      void parent
     }
-    visit(obj, "", undefined)
+    visit(obj, "")
   }
 
   private checkUniqueName(name: EntityName, obj: Json): void {

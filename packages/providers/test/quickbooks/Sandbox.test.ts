@@ -7,6 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { start, type QuickBooksSandbox } from "../../src/quickbooks/Sandbox.ts"
 import * as Q from "../../src/quickbooks/Query.ts"
+import { serve } from "../../src/SandboxKit.ts"
+import { hmacSha256Base64 } from "../../src/Signatures.ts"
 
 const api = (sb: QuickBooksSandbox, token: string) => {
   const base = `${sb.baseUrl}/v3/company/${sb.realmId}`
@@ -204,6 +206,18 @@ describe("QuickBooks sandbox: auth, limits and control", () => {
       expect((yield* http.get("vendor/1")).body.Vendor.Active).toBe(false)
       const counts = (yield* control(sb, "counts")).body as Record<string, number>
       expect(counts).toMatchObject({ Account: 14, Customer: 1, Vendor: 1 })
+      const received: Array<{ body: string; signature: string | undefined }> = []
+      const hook = yield* serve({ routes: [{ method: "POST", path: "/hook", handler: (req) => {
+        received.push({ body: req.rawBody.toString("utf8"), signature: req.header("intuit-signature") })
+        return { status: 200 }
+      } }] })
+      const configured = yield* control(sb, "webhooks", { url: `${hook.url}/hook`, format: "cloudevents" })
+      expect(configured.body).toMatchObject({ url: `${hook.url}/hook`, format: "cloudevents" })
+      yield* http.post("class", { Name: "North" })
+      yield* control(sb, "webhooks/flush", {})
+      expect(received.length).toBe(1)
+      expect(JSON.parse(received[0]?.body ?? "[]")[0]).toMatchObject({ type: "qbo.class.created.v1", intuitaccountid: sb.realmId })
+      expect(received[0]?.signature).toBe(hmacSha256Base64(sb.verifierToken, received[0]?.body ?? ""))
       yield* control(sb, "tokens/expire", {})
       expect((yield* http.get("account/1")).status).toBe(401)
       const described = (yield* control(sb, "describe")).body
