@@ -91,7 +91,8 @@ export const run = Effect.gen(function*() {
           ON CONFLICT (operation_id, connection_id, entity, record_id) DO UPDATE SET status = 'failed', detail = EXCLUDED.detail, updated_at = now()`.pipe(Effect.ignore)
       }
       yield* metrics.deadLettered(provider)
-      msg.term(error.message.slice(0, 200))
+      // A bare +TERM: NATS 2.9 does not understand "+TERM <reason>" and would leave the message pending.
+      msg.term()
     })
 
   const settle = (msg: JsMsg, outcome: Outcome, message: unknown, provider: string) =>
