@@ -1,7 +1,7 @@
 import { Config } from "@concord/core"
 import type { Provider } from "@concord/providers"
 import { SyncStore } from "@concord/reconciler/Ports"
-import { runBatch } from "@concord/reconciler/Sync"
+import { parkBatch, runBatch } from "@concord/reconciler/Sync"
 import type { WorkItem } from "@concord/reconciler/Work"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
@@ -208,5 +208,24 @@ describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
       expect(outcome).toMatchObject({ _tag: "Retry", error: { tag: "UnresolvedReference" } })
       expect(outcome?._tag === "Retry" && outcome.error.message).toContain("contact 'nobody'")
       expect(mem.records("invoice")).toHaveLength(0)
+    }).pipe(Effect.provide(layer())))
+
+  it.effect("keeps app changes and deletes that arrive while the connection cannot sync, and parks them for resume", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { connection } = yield* setup()
+      const store = yield* SyncStore
+      yield* parkBatch(connection, [appChange(contact)], "paused")
+      const del: WorkItem = { key: "d", entity: "contact", recordId: "cust-1", source: "app", appChange: { deleted: true, seq: ++seq }, operationId: "op-del" }
+      const r = yield* parkBatch(connection, [del], "paused")
+      expect(r.outcomes.get("d")).toMatchObject({ _tag: "Done", status: "skipped" })
+      const rows = yield* sql<{ deleted: boolean; name: string }>`SELECT deleted, data->>'name' AS name FROM records WHERE record_id = 'cust-1'`
+      expect(rows[0]).toEqual({ deleted: true, name: "Ada Lovelace" })
+      const parked = yield* store.unpark(connection.id)
+      expect(parked).toEqual([{ entity: "contact", recordId: "cust-1", operationIds: ["op-del"] }])
+      const audit = yield* sql<{ action: string; correlation_id: string }>`SELECT action, correlation_id FROM audit_log WHERE record_id = 'cust-1' AND detail->>'step' = 'park' ORDER BY seq`
+      expect(audit.map((a) => a.action)).toEqual(["app_change", "app_delete"])
+      expect(audit[1]?.correlation_id).toBe("op-del")
     }).pipe(Effect.provide(layer())))
 })

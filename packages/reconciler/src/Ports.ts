@@ -154,6 +154,8 @@ export interface ParkedItem {
   readonly entity: EntityType
   readonly recordId?: string
   readonly externalId?: string
+  /** Operations waiting for this record (they complete when it syncs after resume). */
+  readonly operationIds?: ReadonlyArray<string>
 }
 
 export const emptyCommit = (tenantId: string, connectionId: string): Commit => ({

@@ -322,6 +322,22 @@ const fetchBoth = (batch: Batch) =>
       for (const g of groups) {
         if (g.recordId === undefined && g.externalId !== undefined) g.recordId = byExternal.get(g.externalId)?.recordId
       }
+      // A provider change and an app change can name the same record: sync it once.
+      const byRecord = new Map<string, Group>()
+      for (const g of [...groups]) {
+        if (g.recordId === undefined) continue
+        const first = byRecord.get(g.recordId)
+        if (first === undefined) {
+          byRecord.set(g.recordId, g)
+          continue
+        }
+        first.keys.push(...g.keys)
+        first.operationIds.push(...g.operationIds)
+        if (g.appChange !== undefined && (first.appChange === undefined || g.appChange.seq > first.appChange.seq)) first.appChange = g.appChange
+        if (g.source === "provider" || g.source === "resync") first.source = first.source === "app" ? g.source : first.source
+        if (g.prefer !== undefined) first.prefer = g.prefer
+        groups.splice(groups.indexOf(g), 1)
+      }
       const ids = groups.map((g) => g.recordId).filter((id): id is string => id !== undefined)
       const [records, links, bases] = ids.length === 0
         ? [new Map<string, AppRecord>(), new Map<string, Link>(), new Map<string, Base>()]
@@ -827,7 +843,15 @@ const commit = (written: Written) =>
       if (d.loaded.appFromMessage && d.loaded.app !== undefined) {
         const a = d.loaded.app
         records.push({ entity, recordId: a.recordId, data: a.data, hash: a.hash, deleted: a.deleted, appSeq: a.appSeq, origin: "app" })
-        audit.push({ ...base, action: a.deleted ? "app_delete" : "app_change", actor: "app", step: "fetch-both", detail: { hash: a.hash, seq: a.appSeq } })
+      }
+      // Every accepted app change gets its audit row, also one a newer change superseded.
+      if (g.appChange !== undefined) {
+        const applied = d.loaded.appFromMessage
+        const detail = { seq: g.appChange.seq, applied, ...(d.loaded.app === undefined ? {} : { hash: d.loaded.app.hash }) }
+        const action = g.appChange.deleted ? "app_delete" : "app_change"
+        for (const correlationId of g.operationIds.length > 0 ? g.operationIds : [base.correlationId]) {
+          audit.push({ ...base, ...(correlationId === undefined ? {} : { correlationId }), action, actor: "app", step: "fetch-both", detail })
+        }
       }
 
       if (d.error !== undefined) {
@@ -1149,14 +1173,34 @@ export const parkBatch = (
     const groups = groupItems(items)
     const records: Array<Commit["records"][number]> = []
     const audit: Array<AuditEntry> = []
-    const parked: Array<{ entity: EntityType; recordId?: string; externalId?: string }> = []
+    const parked: Array<{ entity: EntityType; recordId?: string; externalId?: string; operationIds?: ReadonlyArray<string> }> = []
     for (const g of groups) {
       const change = g.appChange
-      if (change !== undefined && g.recordId !== undefined && change.record !== undefined) {
-        records.push({ entity: g.entity, recordId: g.recordId, data: change.record, hash: Hash.contentHash(change.record), deleted: change.deleted, appSeq: change.seq, origin: "app" })
-        audit.push({ connectionId: connection.id, entity: g.entity, recordId: g.recordId, action: change.deleted ? "app_delete" : "app_change", actor: "app", step: "park", detail: { seq: change.seq, parked: reason } })
+      if (change !== undefined && g.recordId !== undefined) {
+        // A delete carries no record: keep the stored one, marked deleted.
+        const data = change.record ?? (yield* store.records(connection.tenantId, g.entity, [g.recordId])).get(g.recordId)?.data
+        if (data !== undefined) {
+          records.push({ entity: g.entity, recordId: g.recordId, data, hash: Hash.contentHash(data), deleted: change.deleted, appSeq: change.seq, origin: "app" })
+        }
+        for (const correlationId of g.operationIds.length > 0 ? g.operationIds : [g.correlationId ?? g.keys[0]]) {
+          audit.push({
+            connectionId: connection.id,
+            entity: g.entity,
+            recordId: g.recordId,
+            ...(correlationId === undefined ? {} : { correlationId }),
+            action: change.deleted ? "app_delete" : "app_change",
+            actor: "app",
+            step: "park",
+            detail: { seq: change.seq, parked: reason }
+          })
+        }
       }
-      parked.push({ entity: g.entity, ...(g.recordId === undefined ? {} : { recordId: g.recordId }), ...(g.externalId === undefined ? {} : { externalId: g.externalId }) })
+      parked.push({
+        entity: g.entity,
+        ...(g.recordId === undefined ? {} : { recordId: g.recordId }),
+        ...(g.externalId === undefined ? {} : { externalId: g.externalId }),
+        ...(g.operationIds.length === 0 ? {} : { operationIds: g.operationIds })
+      })
     }
     yield* store.commit({ ...emptyCommitFor(connection), records, audit, parked })
     const outcomes = new Map<string, Outcome>()

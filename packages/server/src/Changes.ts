@@ -153,7 +153,7 @@ export const layer = Layer.effect(
             entity: i.entity,
             recordId: i.record_id,
             status: i.status,
-            detail: i.detail === null ? null : typeof i.detail === "string" ? JSON.parse(i.detail) as unknown : i.detail
+            detail: i.detail ?? null
           })),
           createdAt: (typeof op.created_at === "string" ? new Date(op.created_at) : op.created_at).toISOString()
         } satisfies OperationView

@@ -7,7 +7,6 @@ import { SqlClient } from "effect/sql"
 import { type ConflictView, NotFound, type RecordView } from "./api/Api.ts"
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : (typeof d === "string" ? new Date(d) : d).toISOString())
-const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v)
 
 interface ConflictRow {
   readonly id: string
@@ -75,7 +74,7 @@ export const layer = Layer.effect(
     ): RecordView => ({
       entity: row.entity,
       id: row.record_id,
-      record: json(row.data),
+      record: row.data,
       deleted: row.deleted,
       origin: row.origin,
       updatedAt: iso(row.updated_at) as string,
@@ -85,7 +84,7 @@ export const layer = Layer.effect(
         externalId: s.external_id,
         providerVersion: s.provider_version,
         status: s.status ?? "pending",
-        lastError: s.last_error === null ? null : json(s.last_error),
+        lastError: s.last_error === null ? null : s.last_error,
         openConflicts: Number(s.open)
       }))
     })
@@ -97,12 +96,12 @@ export const layer = Layer.effect(
       entity: r.entity,
       recordId: r.record_id,
       path: r.path,
-      base: json(r.base) ?? null,
-      app: json(r.app) ?? null,
-      provider: json(r.provider) ?? null,
+      base: r.base ?? null,
+      app: r.app ?? null,
+      provider: r.provider ?? null,
       status: r.status,
       resolution: r.resolution,
-      resolvedValue: json(r.resolved_value) ?? null,
+      resolvedValue: r.resolved_value ?? null,
       openedAt: iso(r.opened_at) as string,
       resolvedAt: iso(r.resolved_at),
       ageSeconds: Math.max(0, Math.round((now - new Date(r.opened_at).getTime()) / 1000))
@@ -156,7 +155,7 @@ export const layer = Layer.effect(
             records: { synced: n("synced"), conflict: n("conflict"), error: n("error"), skipped: n("skipped") },
             openConflicts: Number(open[0]?.n ?? 0),
             parked: Number(parked[0]?.n ?? 0),
-            lastErrors: errors.map((e) => ({ entity: e.entity, recordId: e.record_id, error: json(e.last_error), at: iso(e.updated_at) as string }))
+            lastErrors: errors.map((e) => ({ entity: e.entity, recordId: e.record_id, error: e.last_error, at: iso(e.updated_at) as string }))
           }
         }),
       audit: (tenantId, filter) =>
@@ -176,7 +175,7 @@ export const layer = Layer.effect(
             action: r.action,
             actor: r.actor,
             correlationId: r.correlation_id,
-            detail: json(r.detail),
+            detail: r.detail,
             hash: r.hash
           }))
         })

@@ -78,7 +78,7 @@ export const layer = Layer.effect(
         Effect.flatMap((rows) =>
           rows[0] === undefined
             ? Effect.fail(new NotFound({ message: `tenant ${tenantId} does not exist` }))
-            : Effect.sync(() => decodeTenantJson(typeof rows[0]?.config === "string" ? JSON.parse(rows[0].config) : rows[0]?.config))
+            : Effect.sync(() => decodeTenantJson(rows[0]?.config))
         )
       )
 
@@ -233,15 +233,19 @@ export const layer = Layer.effect(
         // Everything that arrived while paused syncs now.
         const parked = yield* store.unpark(connectionId).pipe(Effect.orDie)
         for (const p of parked) {
-          yield* ingest.publish(view.provider, "system", {
-            kind: "resync",
-            tenant: tenantId,
-            connectionId,
-            entity: p.entity,
-            ...(p.recordId === undefined ? {} : { recordId: p.recordId }),
-            ...(p.externalId === undefined ? {} : { externalId: p.externalId }),
-            reason: "resumed"
-          }).pipe(Effect.mapError((e) => new Unavailable({ message: e.message })))
+          // One resync per waiting operation, so each completes; a record synced twice is a no-op.
+          for (const operationId of p.operationIds ?? [undefined]) {
+            yield* ingest.publish(view.provider, "system", {
+              kind: "resync",
+              tenant: tenantId,
+              connectionId,
+              entity: p.entity,
+              ...(p.recordId === undefined ? {} : { recordId: p.recordId }),
+              ...(p.externalId === undefined ? {} : { externalId: p.externalId }),
+              reason: "resumed",
+              ...(operationId === undefined ? {} : { operationId })
+            }).pipe(Effect.mapError((e) => new Unavailable({ message: e.message })))
+          }
         }
         return { connection: yield* connection(tenantId, connectionId), resynced: parked.length }
       })

@@ -4,7 +4,7 @@
  * its own (anything else is 403, whatever exists).
  */
 import { Connection } from "@concord/reconciler/ConnectionActor"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Cause, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import { ApiKeys } from "../ApiKeys.ts"
@@ -31,6 +31,10 @@ import { Validation } from "@concord/core"
 
 const describe = (caller: Caller) => (caller.kind === "admin" ? `operator:${caller.keyId}` : `tenant-key:${caller.keyId}`)
 
+/** A bug (a defect) answers 500; it must not go unlogged. */
+const logDefects = <A, E, R>(route: string) => (effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.tapCause((cause) => (Cause.hasDies(cause) ? Effect.logError(`${route} failed with a defect`, cause) : Effect.void)))
+
 /** Runs `effect` when the caller may act on `tenantId`. */
 const scoped = <A, E, R>(tenantId: string, effect: (caller: Caller) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
@@ -39,14 +43,14 @@ const scoped = <A, E, R>(tenantId: string, effect: (caller: Caller) => Effect.Ef
       return yield* new Forbidden({ message: `this API key belongs to another tenant; it cannot reach tenant ${tenantId}` })
     }
     return yield* effect(caller)
-  })
+  }).pipe(logDefects(`request for tenant ${tenantId}`), Effect.annotateLogs({ tenant: tenantId }))
 
 const adminOnly = <A, E, R>(effect: (caller: Caller) => Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const caller = yield* CurrentCaller
     if (caller.kind !== "admin") return yield* new Forbidden({ message: "this needs the operators' (admin) key" })
     return yield* effect(caller)
-  })
+  }).pipe(logDefects("operator request"))
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
@@ -137,7 +141,7 @@ const RecordsLive = HttpApiBuilder.group(Api, "records", (handlers) =>
         Effect.gen(function*() {
           const caller = yield* CurrentCaller
           return yield* changes.operation(params.id, caller.kind === "tenant" ? caller.tenantId : undefined)
-        }))
+        }).pipe(logDefects("operation")))
   }))
 
 const ConflictsLive = HttpApiBuilder.group(Api, "conflicts", (handlers) =>
@@ -197,9 +201,10 @@ const PublicLive = HttpApiBuilder.group(Api, "public", (handlers) =>
     const nats = yield* Nats
     return handlers
       .handle("webhook", ({ params, payload, request }) =>
-        webhooks.receive(params.provider, request.headers as Readonly<Record<string, string | undefined>>, payload).pipe(Effect.asVoid))
+        webhooks.receive(params.provider, request.headers as Readonly<Record<string, string | undefined>>, payload).pipe(Effect.asVoid, logDefects(`webhook ${params.provider}`)))
       .handle("oauthCallback", ({ params, query }) =>
         tenants.callback(params.provider, query).pipe(
+          logDefects(`oauth callback ${params.provider}`),
           Effect.map((c) =>
             `<!doctype html><meta charset="utf-8"><title>Connected</title><p>Connected <b>${escapeHtml(c.provider)}</b> account <code>${escapeHtml(c.accountId ?? "")}</code> to connection <code>${escapeHtml(c.id)}</code> of tenant <code>${escapeHtml(c.tenant)}</code>. You can close this window.</p>`
           )

@@ -232,11 +232,18 @@ const m0003 = Effect.gen(function*() {
     )`
 })
 
+/** Parked work remembers the operations waiting for it. */
+const m0004 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE parked ADD COLUMN operation_ids jsonb NOT NULL DEFAULT '[]'`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
   "2_parked": m0002,
-  "3_webhook_receipts": m0003
+  "3_webhook_receipts": m0003,
+  "4_parked_operations": m0004
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

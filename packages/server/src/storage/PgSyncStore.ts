@@ -20,10 +20,19 @@ import { randomUUID } from "node:crypto"
 import * as Audit from "./Audit.ts"
 import { nonEmpty } from "./Rows.ts"
 
-const storeError = (operation: string) => (e: unknown) =>
-  new StoreError({ operation, reason: e instanceof Error ? e.message : String(e) })
+/** The deepest message of an error chain (Postgres's own words, not the driver's wrapper). */
+export const rootMessage = (e: unknown): string => {
+  let message = e instanceof Error ? e.message : String(e)
+  let cur: unknown = e
+  for (let i = 0; i < 6 && typeof cur === "object" && cur !== null && "cause" in cur; i++) {
+    cur = (cur as { cause: unknown }).cause
+    if (cur instanceof Error && cur.message !== "") message = cur.message
+  }
+  return message
+}
 
-const json = (v: unknown): unknown => (typeof v === "string" ? JSON.parse(v) : v)
+const storeError = (operation: string) => (e: unknown) => new StoreError({ operation, reason: rootMessage(e) })
+
 
 const decodeTenant = Schema.decodeUnknownSync(Config.TenantConfig)
 
@@ -46,7 +55,7 @@ export const loadConnection = (connectionId: string) =>
       FROM connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = ${connectionId}`
     const row = rows[0]
     if (row === undefined) return Option.none<ConnectionInfo>()
-    const tenant = decodeTenant(json(row.config))
+    const tenant = decodeTenant(row.config)
     const config = tenant.connections.find((c) => c.id === row.id) ?? { id: row.id, provider: row.provider, entities: {} }
     return Option.some<ConnectionInfo>({
       id: row.id,
@@ -73,7 +82,7 @@ export const layer = Layer.effect(
           new Map<string, AppRecord>(rows.map((r) => [r.record_id, {
             entity,
             recordId: r.record_id,
-            data: json(r.data) as Canonical.CanonicalRecord,
+            data: r.data as Canonical.CanonicalRecord,
             hash: r.hash,
             deleted: r.deleted,
             appSeq: Number(r.app_seq),
@@ -113,7 +122,7 @@ export const layer = Layer.effect(
         SELECT record_id, data, hash FROM bases
         WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(ids)}`.pipe(
         Effect.map((rows) =>
-          new Map<string, Base>(rows.map((r) => [r.record_id, { entity, recordId: r.record_id, data: json(r.data) as Record<string, unknown>, hash: r.hash }]))
+          new Map<string, Base>(rows.map((r) => [r.record_id, { entity, recordId: r.record_id, data: r.data as Record<string, unknown>, hash: r.hash }]))
         ),
         Effect.mapError(storeError("read bases"))
       )
@@ -167,8 +176,10 @@ export const layer = Layer.effect(
               provider_deleted = EXCLUDED.provider_deleted, updated_at = EXCLUDED.updated_at`
         }
         if (c.bases.length > 0) {
+          // One row per record (a multi-row upsert may not touch a row twice).
+          const unique = [...new Map(c.bases.map((b) => [`${b.entity}|${b.recordId}`, b])).values()]
           yield* sql`
-            INSERT INTO bases ${sql.insert(nonEmpty(c.bases.map((b): Row => ({
+            INSERT INTO bases ${sql.insert(nonEmpty(unique.map((b): Row => ({
               connection_id: c.connectionId,
               entity: b.entity,
               record_id: b.recordId,
@@ -249,9 +260,9 @@ export const layer = Layer.effect(
         for (const p of c.parked ?? []) {
           const key = p.recordId !== undefined ? `r:${p.recordId}` : `x:${p.externalId ?? ""}`
           yield* sql`
-            INSERT INTO parked (connection_id, entity, key, record_id, external_id, parked_at)
-            VALUES (${c.connectionId}, ${p.entity}, ${key}, ${p.recordId ?? null}, ${p.externalId ?? null}, ${now})
-            ON CONFLICT DO NOTHING`
+            INSERT INTO parked (connection_id, entity, key, record_id, external_id, operation_ids, parked_at)
+            VALUES (${c.connectionId}, ${p.entity}, ${key}, ${p.recordId ?? null}, ${p.externalId ?? null}, ${JSON.stringify(p.operationIds ?? [])}, ${now})
+            ON CONFLICT (connection_id, entity, key) DO UPDATE SET operation_ids = parked.operation_ids || EXCLUDED.operation_ids`
         }
         if (c.events.length > 0) yield* sql`SELECT pg_notify('concord_outbox', '')`
       }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("commit")))
@@ -297,23 +308,27 @@ export const layer = Layer.effect(
           entity: r.entity,
           recordId: r.record_id,
           path: r.path,
-          segments: json(r.segments) as ReadonlyArray<unknown>,
-          base: json(r.base),
-          app: json(r.app),
-          provider: json(r.provider),
+          segments: r.segments as ReadonlyArray<unknown>,
+          base: r.base,
+          app: r.app,
+          provider: r.provider,
           status: r.status
         })))),
         Effect.mapError(storeError("read conflict"))
       )
 
     const unpark = (connectionId: string) =>
-      sql<{ entity: EntityType; record_id: string | null; external_id: string | null }>`
-        DELETE FROM parked WHERE connection_id = ${connectionId} RETURNING entity, record_id, external_id`.pipe(
-        Effect.map((rows) => rows.map((r) => ({
-          entity: r.entity,
-          ...(r.record_id === null ? {} : { recordId: r.record_id }),
-          ...(r.external_id === null ? {} : { externalId: r.external_id })
-        }))),
+      sql<{ entity: EntityType; record_id: string | null; external_id: string | null; operation_ids: unknown }>`
+        DELETE FROM parked WHERE connection_id = ${connectionId} RETURNING entity, record_id, external_id, operation_ids`.pipe(
+        Effect.map((rows) => rows.map((r) => {
+          const ops = r.operation_ids as ReadonlyArray<string> | null
+          return {
+            entity: r.entity,
+            ...(r.record_id === null ? {} : { recordId: r.record_id }),
+            ...(r.external_id === null ? {} : { externalId: r.external_id }),
+            ...(ops === null || ops.length === 0 ? {} : { operationIds: [...new Set(ops)] })
+          }
+        })),
         Effect.mapError(storeError("unpark"))
       )
 
