@@ -13,6 +13,7 @@
  * | `CONCORD_ADMIN_KEY` | generated into the data dir | the operators' API key |
  * | `CONCORD_NATS_PREFIX` | — | prefix for stream names and subjects (tests, shared servers) |
  * | `CONCORD_MAX_DELIVER` | 5 | attempts before an inbound message goes to the DLQ |
+ * | `CONCORD_ACK_WAIT_MS` | 30000 | how long an unacknowledged inbound message waits before redelivery (a crashed node's work) |
  * | `CONCORD_DEMO` | — | `1` starts the sandboxes and a demo tenant |
  * | `CONCORD_LOG_LEVEL` | info | trace, debug, info, warn, error |
  */
@@ -29,6 +30,7 @@ export interface SettingsShape {
   readonly adminKey: Option.Option<Redacted.Redacted<string>>
   readonly natsPrefix: string
   readonly maxDeliver: number
+  readonly ackWaitMs: number
   readonly demo: boolean
   readonly logLevel: string
   /** Names this process in the cluster and in logs. */
@@ -50,6 +52,7 @@ export class Settings extends Context.Service<Settings, SettingsShape>()("concor
       adminKey: yield* Config.option(Config.Redacted("CONCORD_ADMIN_KEY")),
       natsPrefix: yield* Config.String("CONCORD_NATS_PREFIX").pipe(Config.withDefault("")),
       maxDeliver: yield* Config.Int("CONCORD_MAX_DELIVER").pipe(Config.withDefault(5)),
+      ackWaitMs: yield* Config.Int("CONCORD_ACK_WAIT_MS").pipe(Config.withDefault(30_000)),
       demo: yield* Config.Boolean("CONCORD_DEMO").pipe(Config.withDefault(false)),
       logLevel: yield* Config.String("CONCORD_LOG_LEVEL").pipe(Config.withDefault("info")),
       nodeName: yield* Config.String("CONCORD_NODE_NAME").pipe(Config.withDefault(`node-${process.pid}`))
@@ -71,6 +74,7 @@ export class Settings extends Context.Service<Settings, SettingsShape>()("concor
     adminKey: Option.none(),
     natsPrefix: "",
     maxDeliver: 5,
+    ackWaitMs: 30_000,
     demo: false,
     logLevel: "info",
     nodeName: `node-${process.pid}`,

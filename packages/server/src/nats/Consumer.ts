@@ -55,7 +55,8 @@ export const run = Effect.gen(function*() {
     durable_name: names.consumer,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(5 * 60_000),
+    // Short, so a crashed node's messages come back quickly; long batches heartbeat (working()).
+    ack_wait: nanos(settings.ackWaitMs),
     max_ack_pending: 20_000,
     max_deliver: -1
   }
@@ -120,7 +121,14 @@ export const run = Effect.gen(function*() {
       const items: Array<ProcessItem> = batch.map(({ msg, message }) => ({ key: String(msg.seq), seq: msg.seq, message }))
       const provider = route(names.unprefix(batch[0]?.msg.subject ?? "")).provider
       const start = Date.now()
+      // Tell JetStream the batch is still being worked on, so a slow provider is not mistaken for a dead node.
+      const heartbeat = yield* Effect.forkChild(
+        Effect.sync(() => {
+          for (const { msg } of batch) msg.working()
+        }).pipe(Effect.delay(Math.max(1000, Math.floor(settings.ackWaitMs / 3))), Effect.forever)
+      )
       const answer = yield* Effect.exit(client(connectionId).Process({ items }))
+      yield* Fiber.interrupt(heartbeat)
       yield* metrics.batchSeconds(provider, (Date.now() - start) / 1000)
       const outcomes = new Map<string, Outcome>()
       if (Exit.isSuccess(answer)) for (const a of answer.value) outcomes.set(a.key, a.outcome as Outcome)
