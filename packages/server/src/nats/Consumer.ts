@@ -36,6 +36,24 @@ export const DeadLetter = Schema.Struct({
 }).pipe(Schema.annotate({ identifier: "DeadLetter", description: "An inbound message that exhausted its retries or could never succeed" }))
 export type DeadLetter = typeof DeadLetter.Type
 
+// Re-published messages (`concord replay`, `concord dlq replay`) carry these headers.
+/**
+ * The `CONCORD_IN` sequence of the first copy of a re-published message. App
+ * changes are ordered by it, so a replayed old change keeps its place and never
+ * overrides a newer one (the pipeline then uses the newer stored state).
+ */
+export const ORIGINAL_SEQ_HEADER = "Concord-Original-Seq"
+/** The `CONCORD_DLQ` sequence of the dead letter a re-published message re-processes. */
+export const REPLAY_OF_HEADER = "Concord-Replay-Of"
+/** On a dead letter whose replay failed again: the `CONCORD_DLQ` sequence of the dead letter it replaces. */
+export const REPLACES_HEADER = "Concord-Replaces"
+
+/** A positive integer header, if present. */
+const seqHeader = (msg: JsMsg, name: string): number | undefined => {
+  const n = Number(msg.headers?.get(name) ?? "")
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined
+}
+
 /** Tenant and provider from `concord.in.<tenant>.<provider>.<source>`. */
 const route = (subject: string): { tenant: string; provider: string } => {
   const parts = subject.split(".")
@@ -55,8 +73,7 @@ export const run = Effect.gen(function*() {
     durable_name: names.consumer,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    // Short, so a crashed node's messages come back quickly; long batches heartbeat (working()).
-    ack_wait: nanos(settings.ackWaitMs),
+    ack_wait: nanos(5 * 60_000),
     max_ack_pending: 20_000,
     max_deliver: -1
   }
@@ -67,6 +84,19 @@ export const run = Effect.gen(function*() {
   })
   const consumer = yield* Effect.tryPromise(() => nats.js.consumers.get(names.inbound, names.consumer))
   const inFlight = yield* Semaphore.make(8192)
+
+  /**
+   * A replayed dead letter (`Concord-Replay-Of`) leaves the DLQ once its copy
+   * is settled: on success (after the ack), or when the copy is dead-lettered
+   * again (after the new dead letter is stored, so it is never lost and never
+   * listed twice). Deleting an entry that is already gone is fine.
+   */
+  const forgetReplayedDeadLetter = (msg: JsMsg) => {
+    const dlqSeq = seqHeader(msg, REPLAY_OF_HEADER)
+    return dlqSeq === undefined
+      ? Effect.void
+      : Effect.tryPromise(() => nats.jsm.streams.deleteMessage(names.dlq, dlqSeq)).pipe(Effect.ignore)
+  }
 
   const deadLetter = (msg: JsMsg, error: { tag: string; message: string }, message: unknown) =>
     Effect.gen(function*() {
@@ -81,9 +111,15 @@ export const run = Effect.gen(function*() {
       }
       const h = natsHeaders()
       h.set("Concord-Error", error.tag)
+      // A replayed copy that failed again: its dead letter says which one it replaces, and keeps the original order.
+      const original = seqHeader(msg, ORIGINAL_SEQ_HEADER)
+      if (original !== undefined) h.set(ORIGINAL_SEQ_HEADER, String(original))
+      const replaces = seqHeader(msg, REPLAY_OF_HEADER)
+      if (replaces !== undefined) h.set(REPLACES_HEADER, String(replaces))
       yield* Effect.tryPromise(() =>
         nats.js.publish(names.subject(subjects.dlq(tenant, provider)), encoder.encode(JSON.stringify(letter)), { msgID: `dlq-${names.inbound}-${msg.seq}`, headers: h })
       )
+      yield* forgetReplayedDeadLetter(msg)
       const op = typeof message === "object" && message !== null ? (message as { operationId?: unknown; connectionId?: unknown; entity?: unknown; recordId?: unknown }) : undefined
       if (typeof op?.operationId === "string" && typeof op.connectionId === "string" && typeof op.entity === "string" && typeof op.recordId === "string") {
         yield* sql`
@@ -102,6 +138,7 @@ export const run = Effect.gen(function*() {
         case "Done":
           msg.ack()
           yield* metrics.synced(provider, outcome.status)
+          yield* forgetReplayedDeadLetter(msg)
           return
         case "Dead":
           yield* metrics.synced(provider, "dead")
@@ -118,17 +155,14 @@ export const run = Effect.gen(function*() {
 
   const dispatch = (connectionId: string, batch: ReadonlyArray<{ msg: JsMsg; message: InboundMessage }>) =>
     Effect.gen(function*() {
-      const items: Array<ProcessItem> = batch.map(({ msg, message }) => ({ key: String(msg.seq), seq: msg.seq, message }))
+      const items: Array<ProcessItem> = batch.map(({ msg, message }) => {
+        // A replayed copy is ordered as its original (only ever earlier than itself).
+        const original = seqHeader(msg, ORIGINAL_SEQ_HEADER)
+        return { key: String(msg.seq), seq: original !== undefined && original < msg.seq ? original : msg.seq, message }
+      })
       const provider = route(names.unprefix(batch[0]?.msg.subject ?? "")).provider
       const start = Date.now()
-      // Tell JetStream the batch is still being worked on, so a slow provider is not mistaken for a dead node.
-      const heartbeat = yield* Effect.forkChild(
-        Effect.sync(() => {
-          for (const { msg } of batch) msg.working()
-        }).pipe(Effect.delay(Math.max(1000, Math.floor(settings.ackWaitMs / 3))), Effect.forever)
-      )
       const answer = yield* Effect.exit(client(connectionId).Process({ items }))
-      yield* Fiber.interrupt(heartbeat)
       yield* metrics.batchSeconds(provider, (Date.now() - start) / 1000)
       const outcomes = new Map<string, Outcome>()
       if (Exit.isSuccess(answer)) for (const a of answer.value) outcomes.set(a.key, a.outcome as Outcome)
