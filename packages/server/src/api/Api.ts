@@ -343,6 +343,27 @@ export const AuditGroup = HttpApiGroup.make("audit")
   .middleware(Authentication)
   .annotate(OpenApi.Description, "The append-only, hash-chained audit log")
 
+/** Views across tenants, for operators (admin key only); see src/api/Operators.ts. */
+export const OperatorsGroup = HttpApiGroup.make("operators")
+  .add(HttpApiEndpoint.get("allConnections", "/v1/connections", {
+    query: {
+      tenant: Schema.optionalKey(TenantId),
+      status: Schema.optionalKey(ConnectionView.fields.status)
+    },
+    success: Schema.Array(ConnectionView),
+    error: Forbidden
+  }))
+  .add(HttpApiEndpoint.get("allConflicts", "/v1/conflicts", {
+    query: {
+      status: Schema.optionalKey(Schema.Literals(["open", "resolved", "superseded", "all"])),
+      limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 10000 })))
+    },
+    success: Schema.Array(ConflictView),
+    error: Forbidden
+  }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Operators' views across every tenant (admin key)")
+
 export const PublicGroup = HttpApiGroup.make("public")
   .add(HttpApiEndpoint.post("webhook", "/webhooks/:provider", {
     params: { provider: Schema.String },
@@ -372,6 +393,7 @@ export class Api extends HttpApi.make("concord")
   .add(RecordsGroup)
   .add(ConflictsGroup)
   .add(AuditGroup)
+  .add(OperatorsGroup)
   .add(PublicGroup)
   .middleware(RequestErrors)
   .annotateMerge(OpenApi.annotations({

@@ -28,6 +28,7 @@ import {
   Unprocessable
 } from "./Api.ts"
 import { Validation } from "@concord/core"
+import { OperatorsLive } from "./Operators.ts"
 
 const describe = (caller: Caller) => (caller.kind === "admin" ? `operator:${caller.keyId}` : `tenant-key:${caller.keyId}`)
 
@@ -222,4 +223,4 @@ const PublicLive = HttpApiBuilder.group(Api, "public", (handlers) =>
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, PublicLive)
+export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, OperatorsLive, PublicLive)
