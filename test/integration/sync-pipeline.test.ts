@@ -1,6 +1,6 @@
 import { Config } from "@concord/core"
 import type { Provider } from "@concord/providers"
-import { SyncStore } from "@concord/reconciler/Ports"
+import { StoreError, SyncStore } from "@concord/reconciler/Ports"
 import { parkBatch, runBatch } from "@concord/reconciler/Sync"
 import type { WorkItem } from "@concord/reconciler/Work"
 import { describe, expect, it } from "@effect/vitest"
@@ -227,5 +227,62 @@ describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
       const audit = yield* sql<{ action: string; correlation_id: string }>`SELECT action, correlation_id FROM audit_log WHERE record_id = 'cust-1' AND detail->>'step' = 'park' ORDER BY seq`
       expect(audit.map((a) => a.action)).toEqual(["app_change", "app_delete"])
       expect(audit[1]?.correlation_id).toBe("op-del")
+    }).pipe(Effect.provide(layer())))
+
+  // Real clock: the commit step retries with backoff before giving up.
+  it.live("never creates twice when the commit fails after the write and the retry is batched differently", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const tenant = parseTenant(tenantYaml("review"))
+      yield* seedTenant(tenant)
+      const mem = makeMemoryProvider({ idempotency: "request" })
+      mem.accountant.create("account", { id: "x", code: "4000", name: "Sales", type: "revenue", status: "active" })
+      const real = yield* SyncStore
+      // The commit step's own retries (6 attempts) all fail, as in a long database outage.
+      let failCommits = 6
+      const flaky = SyncStore.of({
+        ...real,
+        commit: (c) => (c.links.some((l) => l.entity === "contact") && failCommits-- > 0
+          ? Effect.fail(new StoreError({ operation: "commit", reason: "connection reset" }))
+          : real.commit(c))
+      })
+      const connection = Option.getOrThrow(yield* real.connection("acme-mem"))
+      const client = yield* mem.provider.client({ connectionId: connection.id, accountId: "acct", baseUrl: "", tokens: undefined as unknown as Provider.TokenSource })
+      const run = (items: ReadonlyArray<WorkItem>) => runBatch(connection, { provider: mem.provider, client }, items).pipe(Effect.provideService(SyncStore, flaky))
+      const contacts = (n: number) => Array.from({ length: n }, (_, i) => appChange({ ...contact, id: `c-${i}`, name: `Customer ${i}` }))
+      // First attempt: 3 contacts are created at the provider, then the commit fails (retry).
+      const first = yield* run(contacts(3))
+      expect([...first.outcomes.values()].every((o) => o._tag === "Retry")).toBe(true)
+      expect(mem.records("contact")).toHaveLength(3)
+      // The retry carries a fourth contact: a new request composition. Nothing is created twice.
+      const second = yield* run(contacts(4))
+      expect([...second.outcomes.values()].every((o) => o._tag === "Done")).toBe(true)
+      expect(mem.records("contact").map((r) => r.name).sort()).toEqual(["Customer 0", "Customer 1", "Customer 2", "Customer 3"])
+      const links = yield* sql<{ n: string }>`SELECT count(DISTINCT external_id) AS n FROM links WHERE entity = 'contact'`
+      expect(Number(links[0]?.n)).toBe(4)
+    }).pipe(Effect.provide(layer())))
+
+  it.live("refuses to re-create a record whose earlier request is older than the provider remembers, and says why", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* sql`TRUNCATE idempotency`
+      const tenant = parseTenant(tenantYaml("review"))
+      yield* seedTenant(tenant)
+      const mem = makeMemoryProvider({ idempotency: "request" })
+      const real = yield* SyncStore
+      const flaky = SyncStore.of({ ...real, commit: (c) => (c.links.length > 0 ? Effect.fail(new StoreError({ operation: "commit", reason: "disk full" })) : real.commit(c)) })
+      const connection = Option.getOrThrow(yield* real.connection("acme-mem"))
+      const client = yield* mem.provider.client({ connectionId: connection.id, accountId: "acct", baseUrl: "", tokens: undefined as unknown as Provider.TokenSource })
+      yield* runBatch(connection, { provider: mem.provider, client }, [appChange(contact)]).pipe(Effect.provideService(SyncStore, flaky))
+      expect(mem.records("contact")).toHaveLength(1)
+      // Two hours later the answer is still not committed: replaying is no longer safe.
+      yield* sql`UPDATE idempotency SET created_at = now() - interval '2 hours'`
+      const r = yield* runBatch(connection, { provider: mem.provider, client }, [appChange(contact)])
+      const outcome = [...r.outcomes.values()][0]
+      expect(outcome).toMatchObject({ _tag: "Dead", error: { tag: "ProviderRejected" } })
+      expect(outcome?._tag === "Dead" && outcome.error.message).toContain("could post it twice")
+      expect(mem.records("contact")).toHaveLength(1)
     }).pipe(Effect.provide(layer())))
 })

@@ -22,6 +22,13 @@ export interface MemoryProviderOptions {
   /** Fields per entity the provider stores (default: every canonical field). */
   readonly fields?: Partial<Record<Canonical.EntityType, ReadonlyArray<string>>>
   readonly batchSize?: number
+  /**
+   * "operation" (default): each operation's idempotency key is remembered.
+   * "request": like QuickBooks' requestid and Xero's Idempotency-Key on a
+   * batch, only a whole request with the same keys in the same order is
+   * recognised; the same create in another request is created again.
+   */
+  readonly idempotency?: "operation" | "request"
 }
 
 const allFields = (e: Canonical.EntityType): ReadonlyArray<string> =>
@@ -31,6 +38,7 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
   const id = options.id ?? "memory"
   const data = new Map<string, Map<string, Stored>>()
   const idempotency = new Map<string, Provider.WriteResult>()
+  const requests = new Map<string, ReadonlyArray<Provider.WriteResult>>()
   let nextId = 1
   let clock = Date.parse("2026-01-01T00:00:00Z")
   const stats = { writes: 0, reads: 0, creates: 0, updates: 0, stale: 0, idempotentReplays: 0 }
@@ -145,7 +153,17 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
           const fail = failNext.shift()
           if (fail !== undefined) return Effect.fail(fail)
           stats.writes++
-          return Effect.succeed(ops.map(writeOne))
+          if (options.idempotency !== "request") return Effect.succeed(ops.map(writeOne))
+          const requestKey = ops.map((o) => o.idempotencyKey).join("\n")
+          const seen = requests.get(requestKey)
+          if (seen !== undefined) {
+            stats.idempotentReplays++
+            return Effect.succeed(seen)
+          }
+          // Operation keys are not remembered on their own: a fresh request executes again.
+          const answer = ops.map((o) => writeOne({ ...o, idempotencyKey: `${requestKey}#${o.idempotencyKey}` }))
+          requests.set(requestKey, answer)
+          return Effect.succeed(answer)
         }),
       withPriority: (_p, effect) => effect
     }

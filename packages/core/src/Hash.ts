@@ -22,54 +22,48 @@ const normalizeTimestamp = (s: string): string => {
 /** Thrown for values that have no JSON form (NaN, Infinity, functions, cycles). */
 export class NotCanonicalizable extends Error {}
 
-const write = (value: unknown, out: Array<string>, seen: Set<object>): void => {
+/** Cheap pre-check (length, "-" at 4, "T" at 10) before the timestamp pattern. */
+const maybeTimestamp = (s: string): boolean =>
+  s.length >= 20 && s.length <= 40 && s.charCodeAt(4) === 45 && s.charCodeAt(10) === 84 && timestamp.test(s)
+
+const write = (value: unknown, seen: Set<object>): string => {
   switch (typeof value) {
     case "string":
-      out.push(JSON.stringify(timestamp.test(value) ? normalizeTimestamp(value) : value))
-      return
+      return JSON.stringify(maybeTimestamp(value) ? normalizeTimestamp(value) : value)
     case "number":
       if (!Number.isFinite(value)) throw new NotCanonicalizable(`cannot hash the number ${value}`)
-      out.push(Object.is(value, -0) ? "0" : String(value))
-      return
+      return Object.is(value, -0) ? "0" : String(value)
     case "boolean":
-      out.push(value ? "true" : "false")
-      return
+      return value ? "true" : "false"
     case "bigint":
-      out.push(value.toString())
-      return
+      return value.toString()
     case "undefined":
-      out.push("null")
-      return
+      return "null"
     case "object": {
-      if (value === null) {
-        out.push("null")
-        return
-      }
-      if (value instanceof Date) {
-        out.push(JSON.stringify(normalizeTimestamp(value.toISOString())))
-        return
-      }
+      if (value === null) return "null"
+      if (value instanceof Date) return JSON.stringify(normalizeTimestamp(value.toISOString()))
       if (seen.has(value)) throw new NotCanonicalizable("cannot hash a cyclic value")
       seen.add(value)
+      let out: string
       if (Array.isArray(value)) {
-        out.push("[")
-        value.forEach((v, i) => {
-          if (i > 0) out.push(",")
-          write(v, out, seen)
-        })
-        out.push("]")
+        out = "["
+        for (let i = 0; i < value.length; i++) out += (i > 0 ? "," : "") + write(value[i], seen)
+        out += "]"
       } else {
-        const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort()
-        out.push("{")
-        keys.forEach((k, i) => {
-          if (i > 0) out.push(",")
-          out.push(JSON.stringify(k), ":")
-          write((value as Record<string, unknown>)[k], out, seen)
-        })
-        out.push("}")
+        const obj = value as Record<string, unknown>
+        const keys = Object.keys(obj).sort()
+        out = "{"
+        let first = true
+        for (const k of keys) {
+          const v = obj[k]
+          if (v === undefined) continue
+          out += (first ? "" : ",") + JSON.stringify(k) + ":" + write(v, seen)
+          first = false
+        }
+        out += "}"
       }
       seen.delete(value)
-      return
+      return out
     }
     default:
       throw new NotCanonicalizable(`cannot hash a ${typeof value}`)
@@ -77,11 +71,7 @@ const write = (value: unknown, out: Array<string>, seen: Set<object>): void => {
 }
 
 /** The canonical JSON text of a value. */
-export const canonicalJson = (value: unknown): string => {
-  const out: Array<string> = []
-  write(value, out, new Set())
-  return out.join("")
-}
+export const canonicalJson = (value: unknown): string => write(value, new Set())
 
 /** Hex SHA-256 of a string. */
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")

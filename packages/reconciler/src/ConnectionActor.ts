@@ -78,7 +78,7 @@ export const toWorkItem = (item: ProcessItem): WorkItem => {
         correlationId: m.operationId ?? item.key
       }
     case "provider_change":
-      return { key: item.key, entity: m.entity as WorkItem["entity"], externalId: m.externalId, source: "provider", correlationId: item.key }
+      return { key: item.key, entity: m.entity as WorkItem["entity"], externalId: m.externalId, source: "provider", correlationId: item.key, occurredAt: m.occurredAt }
     case "resync":
       return {
         key: item.key,

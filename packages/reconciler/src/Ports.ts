@@ -46,6 +46,8 @@ export interface Link {
   readonly version: string
   readonly providerHash: string | null
   readonly providerDeleted: boolean
+  /** When the provider last changed the record, as far as we know (RFC 3339). */
+  readonly providerUpdatedAt: string | null
 }
 
 /** The last state both sides agreed on: the comparable projection, in the app's id space. */
@@ -136,6 +138,25 @@ export interface Commit {
   readonly unlink?: ReadonlyArray<{ readonly entity: EntityType; readonly recordId: string }>
 }
 
+export interface WriteIntent {
+  readonly key: string
+  readonly entity: EntityType
+  readonly recordId: string
+  readonly operation: string
+  /** For creates: the request the operation went out in, its place in it, and the operation as sent. */
+  readonly batchKey?: string
+  readonly position?: number
+  readonly payload?: unknown
+}
+
+export interface UnansweredBatch {
+  readonly batchKey: string
+  /** When it was first sent. */
+  readonly sentAt: string
+  /** The operations of that request, in their order, exactly as sent. */
+  readonly ops: ReadonlyArray<{ readonly key: string; readonly payload: unknown }>
+}
+
 export interface ConflictRow {
   readonly id: string
   readonly tenantId: string
@@ -191,8 +212,15 @@ export interface SyncStoreShape {
   readonly bases: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Base>, StoreError>
   readonly openConflicts: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<OpenConflict>, StoreError>
   readonly conflict: (conflictId: string) => Effect.Effect<Option.Option<ConflictRow>, StoreError>
-  /** Records write intents before a provider write (what a crash leaves behind is visible). */
-  readonly recordIntents: (connectionId: string, intents: ReadonlyArray<{ readonly key: string; readonly entity: EntityType; readonly recordId: string; readonly operation: string }>) => Effect.Effect<void, StoreError>
+  /**
+   * Records write intents before a provider write. A create also records the
+   * request it was sent in (batch key, position, the operation itself), so a
+   * retry can replay that exact request and the provider's idempotency key
+   * matches.
+   */
+  readonly recordIntents: (connectionId: string, intents: ReadonlyArray<WriteIntent>) => Effect.Effect<void, StoreError>
+  /** The earlier requests (oldest first) that sent any of these create keys and never got their answer committed. */
+  readonly unansweredBatches: (connectionId: string, keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UnansweredBatch>, StoreError>
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
   readonly setConnectionStatus: (connectionId: string, status: ConnectionStatus, reason: string | undefined) => Effect.Effect<void, StoreError>
   /** Takes (and forgets) the work parked while the connection was unavailable. */

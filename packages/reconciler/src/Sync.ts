@@ -20,8 +20,8 @@
 import { Canonical, Hash, Merge, Path, Pipeline, Refs } from "@concord/core"
 import type { Policy } from "@concord/core"
 import type { Provider } from "@concord/providers"
-import type { Errors } from "@concord/providers"
-import { Clock, Effect, Schema, Stream } from "effect"
+import { Errors } from "@concord/providers"
+import { type Cause, Clock, Effect, Schema, Stream } from "effect"
 import { type ChangeEvent, type ConflictEvent, subjects } from "./Events.ts"
 import type { Resync } from "./Inbound.ts"
 import {
@@ -57,6 +57,8 @@ interface Group {
   prefer: WorkItem["prefer"]
   readonly operationIds: Array<string>
   readonly correlationId: string | undefined
+  /** Latest notice time when every item is a provider notice (undefined otherwise). */
+  noticeAt: string | undefined
 }
 
 export interface Batch {
@@ -214,10 +216,14 @@ export const groupItems = (items: ReadonlyArray<WorkItem>): Array<Group> => {
         appChange: item.appChange,
         prefer: item.prefer,
         operationIds: item.operationId === undefined ? [] : [item.operationId],
-        correlationId: item.correlationId
+        correlationId: item.correlationId,
+        noticeAt: item.source === "provider" ? item.occurredAt : undefined
       })
       continue
     }
+    g.noticeAt = item.source === "provider" && g.source === "provider" && g.noticeAt !== undefined && item.occurredAt !== undefined
+      ? (item.occurredAt > g.noticeAt ? item.occurredAt : g.noticeAt)
+      : undefined
     g.keys.push(item.key)
     if (item.operationId !== undefined) g.operationIds.push(item.operationId)
     if (item.appChange !== undefined && (g.appChange === undefined || item.appChange.seq > g.appChange.seq)) g.appChange = item.appChange
@@ -336,6 +342,7 @@ const fetchBoth = (batch: Batch) =>
         if (g.appChange !== undefined && (first.appChange === undefined || g.appChange.seq > first.appChange.seq)) first.appChange = g.appChange
         if (g.source === "provider" || g.source === "resync") first.source = first.source === "app" ? g.source : first.source
         if (g.prefer !== undefined) first.prefer = g.prefer
+        first.noticeAt = undefined
         groups.splice(groups.indexOf(g), 1)
       }
       const ids = groups.map((g) => g.recordId).filter((id): id is string => id !== undefined)
@@ -374,7 +381,11 @@ const fetchBoth = (batch: Batch) =>
           // An app change may skip reading the provider only when the provider was
           // left exactly at the base (no field under review, nothing unpulled).
           const providerAtBase = link !== undefined && base !== undefined && link.providerHash === base.hash
-          const needsRead = externalId !== undefined && (
+          // A notice of a change no newer than the provider state we hold (typically the echo of our
+          // own write) needs no read: that state already includes it.
+          const alreadySeen = g.source === "provider" && g.noticeAt !== undefined && providerAtBase &&
+            link?.providerUpdatedAt != null && Date.parse(g.noticeAt) <= Date.parse(link.providerUpdatedAt)
+          const needsRead = externalId !== undefined && !alreadySeen && (
             g.source === "provider" || g.source === "resync" || g.source === "dependency" ||
             g.prefer !== undefined || (link !== undefined && !providerAtBase)
           )
@@ -695,9 +706,97 @@ const collectMatches = (
 
 const MAX_STALE_ROUNDS = 3
 
-const write = (resolved: Resolved) =>
+/** How long a provider remembers an idempotency key, at most, as far as we rely on it. */
+const REPLAY_WINDOW_MS = 60 * 60_000
+
+/**
+ * Sends operations so that no create is ever executed twice.
+ *
+ * Providers de-duplicate a batch request by an idempotency key derived from
+ * the keys of the operations in it, so a create is only safe to retry in the
+ * very request it first went out in. Every request's composition is recorded
+ * (before it is sent) with its creates; a create that was sent before and
+ * whose answer never got committed (a crash, a failed commit) is resolved by
+ * replaying that request exactly, which the provider answers from its
+ * idempotency cache instead of creating again. Past the provider's memory
+ * window it is not replayed: the record is flagged for a person instead.
+ */
+const sendExactlyOnce = (batch: Batch, items: ReadonlyArray<{ readonly op: Provider.WriteOp; readonly recordId: string }>) =>
   Effect.gen(function*() {
     const store = yield* SyncStore
+    const { connection, session } = batch
+    const ops = items.map((i) => i.op)
+    const recordIdOf = new Map(items.map((i) => [i.op.idempotencyKey, i.recordId]))
+    const results: Array<Provider.WriteResult | undefined> = ops.map(() => undefined)
+    const at = new Map(ops.map((op, i) => [op.idempotencyKey, i]))
+    const settled = new Set<string>()
+    const now = yield* Clock.currentTimeMillis
+
+    // 1. Creates sent before: replay their original requests.
+    const creates = ops.filter((o) => o._tag === "Create").map((o) => o.idempotencyKey)
+    const earlier = creates.length === 0 ? [] : yield* store.unansweredBatches(connection.id, creates)
+    for (const b of earlier) {
+      const mine = b.ops.filter((o) => at.has(o.key) && !settled.has(o.key))
+      if (mine.length === 0) continue
+      if (now - Date.parse(b.sentAt) > REPLAY_WINDOW_MS) {
+        for (const o of mine) {
+          settled.add(o.key)
+          results[at.get(o.key) as number] = {
+            _tag: "Failed",
+            error: new Errors.ProviderRejected({
+              provider: connection.provider,
+              connectionId: connection.id,
+              entity: (ops[at.get(o.key) as number] as Provider.WriteOp).entity,
+              code: "UnconfirmedCreate",
+              providerMessage: `this record was sent to ${connection.provider} at ${b.sentAt} and the answer was lost; creating it again could post it twice`,
+              hint: "check the provider for it, then link or recreate it (concord drift shows duplicates and missing records)"
+            })
+          }
+        }
+        continue
+      }
+      const replay = yield* Effect.exit(session.client.write(b.ops.map((o) => o.payload as Provider.WriteOp)))
+      if (replay._tag === "Failure") return { _tag: "Failure" as const, error: failureOfExit(replay) }
+      replay.value.forEach((r, i) => {
+        const key = b.ops[i]?.key
+        if (key === undefined || !at.has(key) || settled.has(key)) return
+        settled.add(key)
+        results[at.get(key) as number] = r
+      })
+    }
+
+    // 2. Everything else, in requests of the provider's batch size, each recorded before it is sent.
+    const rest = ops.filter((o) => !settled.has(o.idempotencyKey))
+    const size = Math.max(1, session.provider.rateLimit.batchSize)
+    const chunks: Array<ReadonlyArray<Provider.WriteOp>> = []
+    for (let i = 0; i < rest.length; i += size) chunks.push(rest.slice(i, i + size))
+    yield* store.recordIntents(connection.id, chunks.flatMap((chunk) => {
+      const batchKey = Hash.sha256(chunk.map((o) => o.idempotencyKey).join("\n")).slice(0, 32)
+      return chunk.map((o, position) => ({
+        key: o.idempotencyKey,
+        entity: o.entity,
+        recordId: recordIdOf.get(o.idempotencyKey) ?? "",
+        operation: o._tag.toLowerCase(),
+        ...(o._tag === "Create" ? { batchKey, position, payload: o } : {})
+      }))
+    }))
+    const answers = yield* Effect.forEach(chunks, (chunk) => Effect.exit(session.client.write(chunk)), { concurrency: 4 })
+    for (const [i, answer] of answers.entries()) {
+      if (answer._tag === "Failure") return { _tag: "Failure" as const, error: failureOfExit(answer) }
+      ;(chunks[i] as ReadonlyArray<Provider.WriteOp>).forEach((o, j) => {
+        results[at.get(o.idempotencyKey) as number] = answer.value[j]
+      })
+    }
+    return { _tag: "Success" as const, value: results }
+  })
+
+const failureOfExit = (exit: { readonly cause: Cause.Cause<unknown> }) => {
+  const e = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return failure(e !== undefined && e._tag === "Fail" ? e.error : exit.cause)
+}
+
+const write = (resolved: Resolved) =>
+  Effect.gen(function*() {
     const { batch, index } = resolved
     const { connection, session } = batch
     let pending = resolved.decisions.filter((d) => d.op !== undefined && d.error === undefined)
@@ -729,23 +828,16 @@ const write = (resolved: Resolved) =>
         }
         owners.push(d)
       }
-      yield* store.recordIntents(connection.id, owners.map((d) => ({
-        key: (d.op as PlannedOp).idempotencyKey,
-        entity: d.loaded.group.entity,
-        recordId: d.recordId,
-        operation: (d.op as PlannedOp).kind
-      })))
-      const results = yield* Effect.exit(session.client.write(ops))
+      const results = yield* sendExactlyOnce(batch, ops.map((op, i) => ({ op, recordId: (owners[i] as Decision).recordId })))
       if (results._tag === "Failure") {
-        const e = results.cause.reasons.find((r) => r._tag === "Fail")
-        const f = failure(e !== undefined && e._tag === "Fail" ? e.error : results.cause)
-        for (const d of owners) d.error = f
+        for (const d of owners) d.error = results.error
         break
       }
       const stale: Array<Decision> = []
       results.value.forEach((r, i) => {
         const d = owners[i] as Decision
-        if (r._tag === "Written") d.written = r.record
+        if (r === undefined) d.error = { retry: true, info: { tag: "NoAnswer", message: "the provider gave no answer for this operation" } }
+        else if (r._tag === "Written") d.written = r.record
         else if (r._tag === "Removed") d.removed = true
         else if (r.error._tag === "StaleVersion" || r.error._tag === "NotFound") stale.push(d)
         else d.error = failure(r.error)
@@ -782,7 +874,7 @@ const write = (resolved: Resolved) =>
     // Links for records created in this batch, so their provider records translate back.
     for (const d of resolved.decisions) {
       if (d.written !== undefined) {
-        addLinks(index, [{ entity: d.loaded.group.entity, recordId: d.recordId, externalId: d.written.externalId, version: d.written.version, providerHash: null, providerDeleted: false }])
+        addLinks(index, [{ entity: d.loaded.group.entity, recordId: d.recordId, externalId: d.written.externalId, version: d.written.version, providerHash: null, providerDeleted: false, providerUpdatedAt: d.written.updatedAt }])
       }
     }
     return resolved satisfies Written
@@ -872,6 +964,7 @@ const commit = (written: Written) =>
       let providerProjection = d.providerProjection
       let externalId = d.loaded.link?.externalId ?? d.loaded.provider?.externalId
       let version = d.loaded.provider?.version ?? d.loaded.link?.version
+      let providerUpdatedAt = d.loaded.provider?.updatedAt ?? d.loaded.link?.providerUpdatedAt ?? null
       let appTarget = d.appTarget
       if (d.written !== undefined) {
         summary.written++
@@ -879,6 +972,7 @@ const commit = (written: Written) =>
         providerProjection = Projection.project(Projection.toAppNames(t.record, spec), spec)
         externalId = d.written.externalId
         version = d.written.version
+        providerUpdatedAt = d.written.updatedAt
         const op = d.op as PlannedOp
         idempotency.push({ key: op.idempotencyKey, entity, recordId: d.recordId, operation: op.kind, externalId, version })
         audit.push({
@@ -959,16 +1053,21 @@ const commit = (written: Written) =>
         })
       }
 
-      // Link and base.
+      // Link and base (rewritten only when they change: an echo of our own write changes nothing).
       if (externalId !== undefined && version !== undefined) {
-        links.push({
+        const link: Link = {
           entity,
           recordId: d.recordId,
           externalId,
           version,
           providerHash: providerProjection === undefined ? null : Projection.projectionHash(providerProjection),
-          providerDeleted: d.removed || d.loaded.provider === null
-        })
+          providerDeleted: d.removed || d.loaded.provider === null,
+          providerUpdatedAt
+        }
+        const old = d.loaded.link
+        const same = old !== undefined && old.externalId === link.externalId && old.version === link.version &&
+          old.providerHash === link.providerHash && old.providerDeleted === link.providerDeleted && old.providerUpdatedAt === link.providerUpdatedAt
+        if (!same) links.push(link)
       }
       if (providerProjection !== undefined && !d.removed && d.loaded.provider !== null) {
         const appSide = appTarget ?? (d.loaded.app !== undefined && !d.loaded.app.deleted ? Projection.project(d.loaded.app.data, spec) : providerProjection)
@@ -977,12 +1076,14 @@ const commit = (written: Written) =>
         for (const c of d.conflicts) {
           if (c.segments.length > 0) next = Path.set(next as Json, c.segments, Path.get(d.loaded.base?.data as Json, c.segments)) as Obj
         }
-        if (next !== undefined) bases.push({ entity, recordId: d.recordId, data: next, hash: Hash.contentHash(next) })
+        if (next !== undefined && !Merge.equals(next as Json, d.loaded.base?.data as Json | undefined)) {
+          bases.push({ entity, recordId: d.recordId, data: next, hash: Hash.contentHash(next) })
+        }
       }
 
       // Conflicts.
       const before = openBefore.get(linkKey(entity, d.recordId)) ?? new Set<string>()
-      conflictScopes.push({ entity, recordId: d.recordId, openPaths: d.conflicts.map((c) => c.path) })
+      if (before.size > 0) conflictScopes.push({ entity, recordId: d.recordId, openPaths: d.conflicts.map((c) => c.path) })
       for (const c of d.conflicts) {
         conflicts.push({ entity, recordId: d.recordId, path: c.path, segments: c.segments, base: c.base, app: c.app, provider: c.provider })
         if (!before.has(c.path)) {

@@ -19,6 +19,8 @@ export interface WorkItem {
   readonly prefer?: "app" | "provider"
   readonly operationId?: string
   readonly correlationId?: string
+  /** For a provider notice: when the provider says the change happened. */
+  readonly occurredAt?: string
 }
 
 export interface ErrorInfo {

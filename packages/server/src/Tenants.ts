@@ -72,7 +72,18 @@ export const layer = Layer.effect(
 
     const reload = (connectionId: string) => actors(connectionId).Reload().pipe(Effect.ignore)
 
+    // Every app change reads its tenant's configuration: keep it for a moment (a change on another
+    // node shows within CONFIG_TTL_MS; a change through this node at once).
+    const cache = new Map<string, { readonly config: Config.TenantConfig; readonly at: number }>()
+    const CONFIG_TTL_MS = 2000
     const loadConfig = (tenantId: string) =>
+      Effect.suspend(() => {
+        const hit = cache.get(tenantId)
+        if (hit !== undefined && Date.now() - hit.at < CONFIG_TTL_MS) return Effect.succeed(hit.config)
+        return readConfig(tenantId).pipe(Effect.tap((config) => Effect.sync(() => cache.set(tenantId, { config, at: Date.now() }))))
+      })
+
+    const readConfig = (tenantId: string) =>
       sql<{ config: unknown }>`SELECT config FROM tenants WHERE id = ${tenantId}`.pipe(
         Effect.orDie,
         Effect.flatMap((rows) =>
@@ -140,6 +151,7 @@ export const layer = Layer.effect(
                 account_id = COALESCE(EXCLUDED.account_id, connections.account_id), updated_at = now()`
           }
         }).pipe(sql.withTransaction, Effect.orDie)
+        cache.delete(tenantId)
         yield* audit(tenantId, { action: "tenant_configured", actor: by, detail: { connections: config.connections.map((c) => c.id) } })
         for (const c of config.connections) yield* reload(c.id)
         return { config, connections: (yield* rowsOf(tenantId)).map((r) => toView(r, config)) }

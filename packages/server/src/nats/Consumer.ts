@@ -11,7 +11,7 @@ import { Connection, type ProcessItem } from "@concord/reconciler/ConnectionActo
 import { subjects } from "@concord/reconciler/Events"
 import { InboundMessage } from "@concord/reconciler/Inbound"
 import type { Outcome } from "@concord/reconciler/Work"
-import { Effect, Exit, Fiber, Schema, Semaphore } from "effect"
+import { Effect, Exit, Fiber, Queue, Schema, Semaphore } from "effect"
 import { SqlClient } from "effect/sql"
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type JsMsg, nanos } from "nats"
 import { Metrics } from "../Observability.ts"
@@ -73,7 +73,8 @@ export const run = Effect.gen(function*() {
     durable_name: names.consumer,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(5 * 60_000),
+    // Short, so a crashed node's messages come back quickly; long batches heartbeat (working()).
+    ack_wait: nanos(settings.ackWaitMs),
     max_ack_pending: 20_000,
     max_deliver: -1
   }
@@ -162,7 +163,14 @@ export const run = Effect.gen(function*() {
       })
       const provider = route(names.unprefix(batch[0]?.msg.subject ?? "")).provider
       const start = Date.now()
+      // Tell JetStream the batch is still being worked on, so a slow provider is not mistaken for a dead node.
+      const heartbeat = yield* Effect.forkChild(
+        Effect.sync(() => {
+          for (const { msg } of batch) msg.working()
+        }).pipe(Effect.delay(Math.max(1000, Math.floor(settings.ackWaitMs / 3))), Effect.forever)
+      )
       const answer = yield* Effect.exit(client(connectionId).Process({ items }))
+      yield* Fiber.interrupt(heartbeat)
       yield* metrics.batchSeconds(provider, (Date.now() - start) / 1000)
       const outcomes = new Map<string, Outcome>()
       if (Exit.isSuccess(answer)) for (const a of answer.value) outcomes.set(a.key, a.outcome as Outcome)
@@ -173,15 +181,39 @@ export const run = Effect.gen(function*() {
       }
     }).pipe(inFlight.withPermits(batch.length), Effect.annotateLogs({ connection: connectionId }))
 
-  const fibers = new Set<Fiber.Fiber<void>>()
+  // Messages stream in continuously (JetStream bounds what is in flight with max_ack_pending);
+  // each round takes whatever is waiting, at least one and at most 1,000: a quiet system answers
+  // at once, a busy one batches.
+  const inbox = yield* Queue.unbounded<JsMsg>()
+  yield* Effect.forkChild(
+    Effect.tryPromise({
+      try: async (signal) => {
+        const stream = await consumer.consume({ max_messages: 1000 })
+        signal.addEventListener("abort", () => void stream.stop())
+        for await (const m of stream) Queue.offerUnsafe(inbox, m)
+      },
+      catch: (e) => e
+    }).pipe(
+      Effect.catch((e) => Effect.logWarning(`consuming ${names.inbound} stopped; resuming`, e)),
+      Effect.andThen(Effect.sleep("1 second")),
+      Effect.forever
+    )
+  )
+  // One batch in flight per connection; what arrives meanwhile is that connection's next batch.
+  // Busy connections get big batches (the pipeline's cost is per batch), quiet ones answer at once.
+  const lanes = new Map<string, Array<{ msg: JsMsg; message: InboundMessage }>>()
+  const drain = (connectionId: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const waiting = lanes.get(connectionId) ?? []
+      if (waiting.length === 0) {
+        lanes.delete(connectionId)
+        return Effect.void
+      }
+      const batch = waiting.splice(0, 2000)
+      return dispatch(connectionId, batch).pipe(Effect.andThen(drain(connectionId)))
+    })
   for (;;) {
-    const messages = yield* Effect.tryPromise(async () => {
-      const out: Array<JsMsg> = []
-      const iter = await consumer.fetch({ max_messages: 500, expires: 1000 })
-      for await (const m of iter) out.push(m)
-      return out
-    }).pipe(Effect.catch((e) => Effect.logWarning(`fetching from ${names.inbound} failed; retrying`, e).pipe(Effect.andThen(Effect.sleep("1 second")), Effect.as([] as Array<JsMsg>))))
-    const byConnection = new Map<string, Array<{ msg: JsMsg; message: InboundMessage }>>()
+    const messages = yield* Queue.takeBetween(inbox, 1, 1000)
     for (const msg of messages) {
       const raw = decoder.decode(msg.data)
       const decoded = decodeInbound(raw)
@@ -191,14 +223,14 @@ export const run = Effect.gen(function*() {
         yield* deadLetter(msg, { tag: "InvalidMessage", message: `the message does not fit the inbound schema: ${text}` }, raw).pipe(Effect.ignore)
         continue
       }
-      const list = byConnection.get(decoded.value.connectionId) ?? []
-      list.push({ msg, message: decoded.value })
-      byConnection.set(decoded.value.connectionId, list)
-    }
-    for (const [connectionId, batch] of byConnection) {
-      const fiber = yield* Effect.forkChild(dispatch(connectionId, batch))
-      fibers.add(fiber)
-      fiber.addObserver(() => fibers.delete(fiber))
+      const connectionId = decoded.value.connectionId
+      const lane = lanes.get(connectionId)
+      if (lane !== undefined) {
+        lane.push({ msg, message: decoded.value })
+        continue
+      }
+      lanes.set(connectionId, [{ msg, message: decoded.value }])
+      yield* Effect.forkChild(drain(connectionId))
     }
   }
 }).pipe(Effect.withSpan("concord.consumer"))

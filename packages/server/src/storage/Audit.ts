@@ -7,7 +7,7 @@ import type { AuditEntry } from "@concord/reconciler/Ports"
 import { Hash } from "@concord/core"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { nonEmpty } from "./Rows.ts"
+import { chunks, nonEmpty } from "./Rows.ts"
 
 export const GENESIS = "0".repeat(64)
 
@@ -75,7 +75,9 @@ export const append = (tenantId: string, entries: ReadonlyArray<AuditEntry>, at:
       rows.push({ ...row, prev_hash: prev, hash })
       prev = hash
     }
-    yield* sql`INSERT INTO audit_log ${sql.insert(nonEmpty(rows.map((r): Record<string, unknown> => ({ ...r, detail: JSON.stringify(r.detail) }))))}`
+    for (const part of chunks(rows, 12)) {
+      yield* sql`INSERT INTO audit_log ${sql.insert(nonEmpty(part.map((r): Record<string, unknown> => ({ ...r, detail: JSON.stringify(r.detail) }))))}`
+    }
     yield* sql`UPDATE audit_heads SET seq = ${seq}, hash = ${prev} WHERE tenant_id = ${tenantId}`
   })
 

@@ -238,12 +238,27 @@ const m0004 = Effect.gen(function*() {
   yield* sql`ALTER TABLE parked ADD COLUMN operation_ids jsonb NOT NULL DEFAULT '[]'`
 })
 
+/** Links remember when the provider last changed the record (echoes of our own writes need no read). */
+const m0005 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE links ADD COLUMN provider_updated_at timestamptz`
+})
+
+/** A create remembers the request it went out in, so a retry replays exactly that request. */
+const m0006 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE idempotency ADD COLUMN batch_key text, ADD COLUMN position integer, ADD COLUMN payload jsonb`
+  yield* sql`CREATE INDEX idempotency_batch ON idempotency (connection_id, batch_key) WHERE batch_key IS NOT NULL`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
   "2_parked": m0002,
   "3_webhook_receipts": m0003,
-  "4_parked_operations": m0004
+  "4_parked_operations": m0004,
+  "5_link_updated_at": m0005,
+  "6_idempotent_batches": m0006
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

@@ -11,6 +11,7 @@ import {
   type EntityType,
   type Link,
   StoreError,
+  type WriteIntent,
   SyncStore
 } from "@concord/reconciler/Ports"
 import { subjects } from "@concord/reconciler/Events"
@@ -18,7 +19,7 @@ import { Clock, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as Audit from "./Audit.ts"
-import { nonEmpty } from "./Rows.ts"
+import { chunks, nonEmpty } from "./Rows.ts"
 
 /** The deepest message of an error chain (Postgres's own words, not the driver's wrapper). */
 export const rootMessage = (e: unknown): string => {
@@ -92,26 +93,27 @@ export const layer = Layer.effect(
         Effect.mapError(storeError("read records"))
       )
 
-    const toLink = (entity: EntityType) => (r: { record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }): Link => ({
+    const toLink = (entity: EntityType) => (r: LinkRow): Link => ({
       entity,
       recordId: r.record_id,
       externalId: r.external_id,
       version: r.provider_version,
       providerHash: r.provider_hash,
-      providerDeleted: r.provider_deleted
+      providerDeleted: r.provider_deleted,
+      providerUpdatedAt: r.provider_updated_at === null ? null : new Date(r.provider_updated_at).toISOString()
     })
 
     const links = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
-      sql<{ record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }>`
-        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted FROM links
+      sql<LinkRow>`
+        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted, provider_updated_at FROM links
         WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(ids)}`.pipe(
         Effect.map((rows) => new Map(rows.map((r) => [r.record_id, toLink(entity)(r)]))),
         Effect.mapError(storeError("read links"))
       )
 
     const linksByExternalId = (connectionId: string, entity: EntityType, ids: ReadonlyArray<string>) =>
-      sql<{ record_id: string; external_id: string; provider_version: string; provider_hash: string | null; provider_deleted: boolean }>`
-        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted FROM links
+      sql<LinkRow>`
+        SELECT record_id, external_id, provider_version, provider_hash, provider_deleted, provider_updated_at FROM links
         WHERE connection_id = ${connectionId} AND entity = ${entity} AND external_id IN ${sql.in(ids)}`.pipe(
         Effect.map((rows) => new Map(rows.map((r) => [r.external_id, toLink(entity)(r)]))),
         Effect.mapError(storeError("read links"))
@@ -135,51 +137,100 @@ export const layer = Layer.effect(
         Effect.mapError(storeError("read conflicts"))
       )
 
-    const recordIntents = (connectionId: string, intents: ReadonlyArray<{ key: string; entity: EntityType; recordId: string; operation: string }>) =>
-      intents.length === 0
-        ? Effect.void
-        : sql`INSERT INTO idempotency ${sql.insert(nonEmpty(intents.map((i): Row => ({
+    // A key keeps the request it was first sent in (ON CONFLICT DO NOTHING): that is the one to replay.
+    const recordIntents = (connectionId: string, intents: ReadonlyArray<WriteIntent>) =>
+      Effect.forEach(chunks(intents, 7), (part) =>
+        sql`INSERT INTO idempotency ${sql.insert(nonEmpty(part.map((i): Row => ({
           key: i.key,
           connection_id: connectionId,
           entity: i.entity,
           record_id: i.recordId,
-          operation: i.operation
-        }))))} ON CONFLICT (key) DO NOTHING`.pipe(Effect.asVoid, Effect.mapError(storeError("record write intents")))
+          operation: i.operation,
+          batch_key: i.batchKey ?? null,
+          position: i.position ?? null,
+          payload: i.payload === undefined ? null : JSON.stringify(i.payload)
+        }))))} ON CONFLICT (key) DO NOTHING`, { discard: true }).pipe(Effect.mapError(storeError("record write intents")))
+
+    const unansweredBatches = (connectionId: string, keys: ReadonlyArray<string>) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : sql<{ batch_key: string; sent_at: Date | string; ops: ReadonlyArray<{ key: string; payload: unknown }> }>`
+          SELECT i.batch_key, min(i.created_at) AS sent_at,
+            json_agg(json_build_object('key', i.key, 'payload', i.payload) ORDER BY i.position) AS ops
+          FROM idempotency i
+          WHERE i.connection_id = ${connectionId} AND i.batch_key IN (
+            SELECT batch_key FROM idempotency
+            WHERE connection_id = ${connectionId} AND key IN ${sql.in(keys)} AND external_id IS NULL AND batch_key IS NOT NULL)
+          GROUP BY i.batch_key ORDER BY min(i.created_at)`.pipe(
+          Effect.map((rows) => rows.map((r) => ({ batchKey: r.batch_key, sentAt: new Date(r.sent_at).toISOString(), ops: r.ops }))),
+          Effect.mapError(storeError("read unanswered requests"))
+        )
 
     const commit = (c: Commit) =>
       Effect.gen(function*() {
         const now = new Date(yield* Clock.currentTimeMillis)
-        // App records: an app change applies only when newer than the stored one.
-        for (const r of c.records) {
-          const data = JSON.stringify(r.data)
-          if (r.appSeq !== undefined) {
-            yield* sql`
-              INSERT INTO records (tenant_id, entity, record_id, data, hash, deleted, app_seq, origin, updated_at)
-              VALUES (${c.tenantId}, ${r.entity}, ${r.recordId}, ${data}, ${r.hash}, ${r.deleted}, ${r.appSeq}, ${r.origin}, ${now})
-              ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
-                deleted = EXCLUDED.deleted, app_seq = EXCLUDED.app_seq, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at
-              WHERE records.app_seq < EXCLUDED.app_seq`
-          } else {
-            yield* sql`
-              INSERT INTO records (tenant_id, entity, record_id, data, hash, deleted, origin, updated_at)
-              VALUES (${c.tenantId}, ${r.entity}, ${r.recordId}, ${data}, ${r.hash}, ${r.deleted}, ${r.origin}, ${now})
-              ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
-                deleted = EXCLUDED.deleted, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at`
-          }
-        }
-        for (const l of c.links) {
+        // App records: an app change applies only when newer than the stored one. One statement
+        // per kind, one row per record (a multi-row upsert may not touch a row twice).
+        const seqRecords = [...new Map(c.records.filter((r) => r.appSeq !== undefined)
+          .sort((a, b) => (a.appSeq ?? 0) - (b.appSeq ?? 0))
+          .map((r) => [`${r.entity}|${r.recordId}`, r])).values()]
+        for (const part of chunks(seqRecords, 9)) {
           yield* sql`
-            INSERT INTO links (connection_id, entity, record_id, external_id, provider_version, provider_hash, provider_deleted, updated_at)
-            VALUES (${c.connectionId}, ${l.entity}, ${l.recordId}, ${l.externalId}, ${l.version}, ${l.providerHash}, ${l.providerDeleted}, ${now})
+            INSERT INTO records ${sql.insert(nonEmpty(part.map((r): Row => ({
+              tenant_id: c.tenantId,
+              entity: r.entity,
+              record_id: r.recordId,
+              data: JSON.stringify(r.data),
+              hash: r.hash,
+              deleted: r.deleted,
+              app_seq: r.appSeq,
+              origin: r.origin,
+              updated_at: now
+            }))))}
+            ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+              deleted = EXCLUDED.deleted, app_seq = EXCLUDED.app_seq, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at
+            WHERE records.app_seq < EXCLUDED.app_seq`
+        }
+        const plainRecords = [...new Map(c.records.filter((r) => r.appSeq === undefined).map((r) => [`${r.entity}|${r.recordId}`, r])).values()]
+        for (const part of chunks(plainRecords, 8)) {
+          yield* sql`
+            INSERT INTO records ${sql.insert(nonEmpty(part.map((r): Row => ({
+              tenant_id: c.tenantId,
+              entity: r.entity,
+              record_id: r.recordId,
+              data: JSON.stringify(r.data),
+              hash: r.hash,
+              deleted: r.deleted,
+              origin: r.origin,
+              updated_at: now
+            }))))}
+            ON CONFLICT (tenant_id, entity, record_id) DO UPDATE SET data = EXCLUDED.data, hash = EXCLUDED.hash,
+              deleted = EXCLUDED.deleted, origin = EXCLUDED.origin, updated_at = EXCLUDED.updated_at`
+        }
+        const links = [...new Map(c.links.map((l) => [`${l.entity}|${l.recordId}`, l])).values()]
+        for (const part of chunks(links, 9)) {
+          yield* sql`
+            INSERT INTO links ${sql.insert(nonEmpty(part.map((l): Row => ({
+              connection_id: c.connectionId,
+              entity: l.entity,
+              record_id: l.recordId,
+              external_id: l.externalId,
+              provider_version: l.version,
+              provider_hash: l.providerHash,
+              provider_deleted: l.providerDeleted,
+              provider_updated_at: l.providerUpdatedAt === null ? null : new Date(l.providerUpdatedAt),
+              updated_at: now
+            }))))}
             ON CONFLICT (connection_id, entity, record_id) DO UPDATE SET external_id = EXCLUDED.external_id,
               provider_version = EXCLUDED.provider_version, provider_hash = EXCLUDED.provider_hash,
-              provider_deleted = EXCLUDED.provider_deleted, updated_at = EXCLUDED.updated_at`
+              provider_deleted = EXCLUDED.provider_deleted, provider_updated_at = EXCLUDED.provider_updated_at,
+              updated_at = EXCLUDED.updated_at`
         }
         if (c.bases.length > 0) {
           // One row per record (a multi-row upsert may not touch a row twice).
           const unique = [...new Map(c.bases.map((b) => [`${b.entity}|${b.recordId}`, b])).values()]
-          yield* sql`
-            INSERT INTO bases ${sql.insert(nonEmpty(unique.map((b): Row => ({
+          for (const part of chunks(unique, 6)) yield* sql`
+            INSERT INTO bases ${sql.insert(nonEmpty(part.map((b): Row => ({
               connection_id: c.connectionId,
               entity: b.entity,
               record_id: b.recordId,
@@ -192,8 +243,8 @@ export const layer = Layer.effect(
         }
         if (c.syncStates.length > 0) {
           const unique = new Map(c.syncStates.map((s) => [`${s.entity}|${s.recordId}`, s]))
-          yield* sql`
-            INSERT INTO sync_state ${sql.insert(nonEmpty([...unique.values()].map((s): Row => ({
+          for (const part of chunks([...unique.values()], 6)) yield* sql`
+            INSERT INTO sync_state ${sql.insert(nonEmpty(part.map((s): Row => ({
               connection_id: c.connectionId,
               entity: s.entity,
               record_id: s.recordId,
@@ -223,8 +274,8 @@ export const layer = Layer.effect(
           if (rows[0] !== undefined) conflictIds.set(`${k.entity}|${k.recordId}|${k.path}`, rows[0].id)
         }
         yield* Audit.append(c.tenantId, c.audit, now)
-        if (c.events.length > 0) {
-          yield* sql`INSERT INTO outbox ${sql.insert(nonEmpty(c.events.map((e): Row => {
+        for (const part of chunks(c.events, 3)) {
+          yield* sql`INSERT INTO outbox ${sql.insert(nonEmpty(part.map((e): Row => {
             const p = e.payload as { type?: string; entity?: string; recordId?: string; path?: string; conflictId?: string }
             const conflictId = p.type === "conflict.opened" ? conflictIds.get(`${p.entity}|${p.recordId}|${p.path}`) : undefined
             return {
@@ -234,16 +285,32 @@ export const layer = Layer.effect(
             }
           })))}`
         }
-        for (const i of c.idempotency) {
+        const keys = [...new Map(c.idempotency.map((i) => [i.key, i])).values()]
+        for (const part of chunks(keys, 7)) {
           yield* sql`
-            INSERT INTO idempotency (key, connection_id, entity, record_id, operation, external_id, provider_version)
-            VALUES (${i.key}, ${c.connectionId}, ${i.entity}, ${i.recordId}, ${i.operation}, ${i.externalId ?? null}, ${i.version ?? null})
+            INSERT INTO idempotency ${sql.insert(nonEmpty(part.map((i): Row => ({
+              key: i.key,
+              connection_id: c.connectionId,
+              entity: i.entity,
+              record_id: i.recordId,
+              operation: i.operation,
+              external_id: i.externalId ?? null,
+              provider_version: i.version ?? null
+            }))))}
             ON CONFLICT (key) DO UPDATE SET external_id = EXCLUDED.external_id, provider_version = EXCLUDED.provider_version`
         }
-        for (const o of c.operations) {
+        const ops = [...new Map(c.operations.map((o) => [`${o.operationId}|${o.entity}|${o.recordId}`, o])).values()]
+        for (const part of chunks(ops, 7)) {
           yield* sql`
-            INSERT INTO operation_items (operation_id, connection_id, entity, record_id, status, detail, updated_at)
-            VALUES (${o.operationId}, ${c.connectionId}, ${o.entity}, ${o.recordId}, ${o.status}, ${jsonOrNull(o.detail)}, ${now})
+            INSERT INTO operation_items ${sql.insert(nonEmpty(part.map((o): Row => ({
+              operation_id: o.operationId,
+              connection_id: c.connectionId,
+              entity: o.entity,
+              record_id: o.recordId,
+              status: o.status,
+              detail: jsonOrNull(o.detail),
+              updated_at: now
+            }))))}
             ON CONFLICT (operation_id, connection_id, entity, record_id) DO UPDATE SET status = EXCLUDED.status,
               detail = EXCLUDED.detail, updated_at = EXCLUDED.updated_at`
         }
@@ -358,6 +425,7 @@ export const layer = Layer.effect(
       openConflicts: (c, e, ids) => guard(ids, [], openConflicts(c, e, ids)),
       conflict,
       recordIntents,
+      unansweredBatches,
       commit,
       setConnectionStatus,
       unpark,
@@ -368,5 +436,14 @@ export const layer = Layer.effect(
 )
 
 type Row = Record<string, unknown>
+
+interface LinkRow {
+  readonly record_id: string
+  readonly external_id: string
+  readonly provider_version: string
+  readonly provider_hash: string | null
+  readonly provider_deleted: boolean
+  readonly provider_updated_at: Date | string | null
+}
 
 const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v))
