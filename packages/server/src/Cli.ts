@@ -1,16 +1,29 @@
 /**
  * The `concord` command line.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+// Subpath imports: the package's index loads every Node module (HTTP server, sockets, …), about a second of start-up.
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Console, Effect, Layer } from "effect"
 import { CliError, CliOutput, Command } from "effect/cli"
+import { audit } from "./cli/AuditCommand.ts"
 import { config } from "./cli/ConfigCommand.ts"
+import { conflicts } from "./cli/ConflictsCommand.ts"
+import { connections } from "./cli/ConnectionsCommand.ts"
 import { serve } from "./cli/ServeCommand.ts"
 import { CliFailure } from "./cli/Output.ts"
 
+/**
+ * Each command group lives in its own file under cli/. Commands that talk to
+ * a running node through its HTTP API take `apiFlags` and call `withApi`
+ * (cli/Http.ts: a client derived from the Api definition).
+ */
 export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
-  Command.withSubcommands([serve, config])
+  Command.withSubcommands([
+    { group: "Run", commands: [serve, config] },
+    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit] }
+  ])
 )
 
 /**
