@@ -10,19 +10,24 @@ import { audit } from "./cli/AuditCommand.ts"
 import { config } from "./cli/ConfigCommand.ts"
 import { conflicts } from "./cli/ConflictsCommand.ts"
 import { connections } from "./cli/ConnectionsCommand.ts"
+import { dlq } from "./cli/DlqCommand.ts"
+import { replay } from "./cli/ReplayCommand.ts"
 import { serve } from "./cli/ServeCommand.ts"
 import { CliFailure } from "./cli/Output.ts"
 
 /**
  * Each command group lives in its own file under cli/. Commands that talk to
  * a running node through its HTTP API take `apiFlags` and call `withApi`
- * (cli/Http.ts: a client derived from the Api definition).
+ * (cli/Http.ts: a client derived from the Api definition); commands that work
+ * on the JetStream streams themselves take `natsFlags` and `connectJetstream`
+ * (cli/Jetstream.ts).
  */
 export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
   Command.withSubcommands([
     { group: "Run", commands: [serve, config] },
-    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit] }
+    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit] },
+    { group: "Operate the streams (NATS)", commands: [replay, dlq] }
   ])
 )
 
