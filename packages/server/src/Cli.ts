@@ -12,6 +12,7 @@ import { conflicts } from "./cli/ConflictsCommand.ts"
 import { connections } from "./cli/ConnectionsCommand.ts"
 import { dlq } from "./cli/DlqCommand.ts"
 import { replay } from "./cli/ReplayCommand.ts"
+import { sandbox } from "./cli/SandboxCommand.ts"
 import { serve } from "./cli/ServeCommand.ts"
 import { CliFailure } from "./cli/Output.ts"
 
@@ -25,7 +26,7 @@ import { CliFailure } from "./cli/Output.ts"
 export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
   Command.withSubcommands([
-    { group: "Run", commands: [serve, config] },
+    { group: "Run", commands: [serve, sandbox, config] },
     { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit] },
     { group: "Operate the streams (NATS)", commands: [replay, dlq] }
   ])
