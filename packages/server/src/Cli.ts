@@ -4,7 +4,7 @@
 // Subpath imports: the package's index loads every Node module (HTTP server, sockets, …), about a second of start-up.
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Console, Effect, Layer } from "effect"
+import { Cause, Console, Effect, Layer } from "effect"
 import { CliError, CliOutput, Command } from "effect/cli"
 import { audit } from "./cli/AuditCommand.ts"
 import { config } from "./cli/ConfigCommand.ts"
@@ -53,6 +53,14 @@ export const main = (argv: ReadonlyArray<string>) =>
         : Effect.fail(new CliFailure({ message: e.message, exitCode: 2, silent: true })))
   )
 
+const oneLine = (cause: Cause.Cause<unknown>): string => {
+  const e = Cause.squash(cause)
+  const message = typeof e === "object" && e !== null && typeof (e as { message?: unknown }).message === "string" ? (e as { message: string }).message : String(e)
+  // Folded onto one line: a config error names its variable on the next one ("at [\"PORT\"]").
+  const folded = message.replace(/\s*\n\s*/g, " ").slice(0, 500)
+  return Cause.hasFails(cause) ? folded : `internal error: ${folded}`
+}
+
 /** Runs the CLI as the process: exit codes 0 ok, 1 failed, 2 misuse. */
 export const runCli = (argv: ReadonlyArray<string>): void =>
   NodeRuntime.runMain(
@@ -61,6 +69,14 @@ export const runCli = (argv: ReadonlyArray<string>): void =>
         Effect.sync(() => {
           process.exitCode = failure.exitCode
         }).pipe(Effect.andThen(failure.silent === true ? Effect.void : Console.error(`concord: ${failure.message}`)))
+      ),
+      // Anything else (a node that cannot start, a bug) is still one line and exit 1; Ctrl-C stays a quiet interrupt.
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Effect.failCause(cause)
+          : Effect.sync(() => {
+            process.exitCode = 1
+          }).pipe(Effect.andThen(Console.error(`concord: ${oneLine(cause)}`)))
       )
     ),
     { disableErrorReporting: true }
