@@ -118,7 +118,10 @@ export const Polling = Schema.Struct({
   Schema.makeFilter((p: { readonly floor: number; readonly ceiling: number }) =>
     p.floor <= p.ceiling || { path: ["ceiling"], issue: "ceiling must not be shorter than floor" }
   )
-)
+).pipe(Schema.annotate({
+  identifier: "Polling",
+  description: "Change-feed polling of entities without webhooks: the interval halves towards floor when a poll finds changes and grows by half towards ceiling when it finds none. Entities with webhooks are polled every safety interval. Without this section: floor 30s, ceiling 15m, safety 1h."
+}))
 
 export const Backfill = Schema.Struct({
   /** Import history from this date. */

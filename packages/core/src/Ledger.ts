@@ -252,7 +252,8 @@ export const post = (rules: ReadonlyArray<GlRule>, t: Transaction): { readonly _
     currency: t.currency,
     lines: lines.map((l, i) => ({ lineId: String(i + 1), ...l })),
     reference: t.reference ?? t.id,
-    ...(t.description === undefined ? {} : { memo: t.description }),
+    // Always a memo: some providers refuse a journal without one (Xero's Narration is required).
+    memo: t.description ?? `${t.type} ${t.id} (${describe(t)})`,
     externalRefs: [{ system: "transaction", id: t.id }],
     status: "posted"
   }

@@ -90,6 +90,15 @@ describe("transaction → ledger", () => {
       expect(receipt).toMatchObject({ entity: "sales_receipt", depositAccountId: "1000", total: 644, totalTax: 44 })
     }))
 
+  it("gives every posted journal a memo, so providers that require one (Xero's Narration) accept it", () => {
+    const bare = Ledger.post(rules, txn({ id: "s9", type: "sale", tender: "card", lines: [{ amount: 1000 }], tax: 80, total: 1080 }))
+    if (bare._tag !== "Ok" || bare.record.entity !== "journal_entry") throw new Error("expected a journal")
+    expect(bare.record.memo).toBe("sale s9 (sale, tender card, currency USD)")
+    const described = Ledger.post(rules, txn({ id: "s10", type: "sale", tender: "card", description: "Till 3", lines: [{ amount: 1000 }], total: 1000 }))
+    if (described._tag !== "Ok" || described.record.entity !== "journal_entry") throw new Error("expected a journal")
+    expect(described.record.memo).toBe("Till 3")
+  })
+
   it("names the missing rule for an unmapped transaction, never guessing", () => {
     const r = Ledger.post(rules, txn({ id: "g1", type: "sale", tender: "gift_card", lines: [{ amount: 100 }], total: 100 }))
     expect(r._tag).toBe("Err")
