@@ -29,6 +29,8 @@ export interface MemoryProviderOptions {
    * recognised; the same create in another request is created again.
    */
   readonly idempotency?: "operation" | "request"
+  /** The provider sends webhooks for every entity (default true); false: changes are found by polling only. */
+  readonly webhooks?: boolean
 }
 
 const allFields = (e: Canonical.EntityType): ReadonlyArray<string> =>
@@ -74,7 +76,7 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
     create: true,
     update: true,
     remove: "delete",
-    webhooks: true,
+    webhooks: options.webhooks ?? true,
     changeFeed: true,
     batchSize: options.batchSize ?? 30,
     idempotency: true,
@@ -126,6 +128,14 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
       connectionId,
       list: (entity) =>
         Stream.fromIterable([...table(entity)].filter(([, s]) => !s.deleted).map(([x, s]) => toRecord(entity, x, s))),
+      listPage: (entity, options) =>
+        Effect.sync(() => {
+          const all = [...table(entity)].filter(([, s]) => !s.deleted)
+          const start = options?.cursor === undefined ? 0 : Number(options.cursor)
+          const size = options?.pageSize ?? 100
+          const page = all.slice(start, start + size).map(([x, s]) => toRecord(entity, x, s))
+          return { records: page, next: start + size < all.length ? String(start + size) : undefined }
+        }),
       read: (entity, externalId) =>
         Effect.suspend(() => {
           stats.reads++

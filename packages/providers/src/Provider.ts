@@ -175,6 +175,11 @@ export type WriteResult =
   | { readonly _tag: "Removed"; readonly entity: EntityType; readonly externalId: string }
   | { readonly _tag: "Failed"; readonly error: ProviderError }
 
+export interface ListPage {
+  readonly records: ReadonlyArray<ProviderRecord>
+  readonly next: string | undefined
+}
+
 export interface ListOptions {
   /** Records per page (the adapter caps it at the provider's maximum). */
   readonly pageSize?: number
@@ -191,6 +196,18 @@ export interface ProviderClient {
   readonly connectionId: string
   /** Every record of an entity, page by page (paced by the rate limiter). */
   readonly list: (entity: EntityType, options?: ListOptions) => Stream.Stream<ProviderRecord, ProviderError>
+  /**
+   * One page of `list`, resumable: `cursor` (opaque; undefined for the first
+   * page) comes from the previous page's `next`; no `next` means the end.
+   * Backfills checkpoint it, so a restarted import continues where it stopped.
+   */
+  readonly listPage: (entity: EntityType, options?: ListOptions & { readonly cursor?: string }) => Effect.Effect<ListPage, ProviderError>
+  /**
+   * How many records `list` would give (with the same `modifiedSince`), when
+   * the provider can count without listing (QuickBooks `select count(*)`).
+   * Absent where it cannot; backfills then show progress without a total.
+   */
+  readonly count?: (entity: EntityType, options?: ListOptions) => Effect.Effect<number, ProviderError>
   /** One record; `NotFound` when it does not exist or was deleted. */
   readonly read: (entity: EntityType, externalId: string) => Effect.Effect<ProviderRecord, ProviderError>
   /**
@@ -221,6 +238,8 @@ export interface ConnectionContext {
   readonly tokens: TokenSource
   /** Turn off client-side pacing (benchmarks against a sandbox with limits off). */
   readonly unlimited?: boolean
+  /** Told of every API call's HTTP status (0: no answer) — metrics. */
+  readonly onCall?: (status: number) => Effect.Effect<void>
 }
 
 // ---------------------------------------------------------------------------

@@ -696,6 +696,8 @@ export interface SandboxOptions {
   readonly accounts?: number
   /** Clock for token expiry and limits (default Date.now). */
   readonly now?: () => number
+  /** Webhook delivery attempts before a batch is given up (default 3; real providers keep retrying for hours). */
+  readonly webhookAttempts?: number
 }
 
 /** A running sandbox, as tests, the demo and `concord sandbox` see it. */

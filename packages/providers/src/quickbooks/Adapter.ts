@@ -464,6 +464,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
             }),
             priority
           )
+          if (context.onCall !== undefined) yield* context.onCall(outcome._tag === "Transport" ? 0 : outcome.status)
           if (outcome._tag === "Transport") {
             if (transient >= maxRetries) return yield* new ProviderUnavailable({ ...base, reason: `${call.method} ${call.path}: ${outcome.reason}` })
             yield* Effect.sleep(yield* backoff(transient++))
@@ -566,34 +567,38 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         })
       )
 
-    const listWire = (entity: EntityType, name: Wire.EntityName, ctx: Mapping.MappingContext, options: ListOptions | undefined) => {
+    /** One query page of one wire entity: its records, and the next STARTPOSITION when the page was full. */
+    const wirePage = (entity: EntityType, name: Wire.EntityName, ctx: Mapping.MappingContext, options: ListOptions | undefined, start: number) => {
       const size = Math.min(MAX_PAGE, Math.max(1, Math.floor(options?.pageSize ?? defaultPage)))
       const where: Array<string> = []
       if (Wire.nameListEntities.has(name)) where.push("Active IN (true, false)")
       if (options?.modifiedSince !== undefined) where.push(`MetaData.LastUpdatedTime >= ${quote(options.modifiedSince)}`)
       const clause = where.length === 0 ? "" : ` where ${where.join(" AND ")}`
-      return Stream.paginate(1, (start: number) =>
-        queryPage(name, `select * from ${name}${clause} ORDERBY Id STARTPOSITION ${start} MAXRESULTS ${size}`, entity).pipe(
-          Effect.flatMap(({ items }) =>
-            Effect.forEach(items, (w) =>
-              toRecord(name, w, ctx).pipe(
-                Effect.map(Option.some),
-                Effect.catchTags({
-                  Unsupported: (e) => Effect.logWarning(`QuickBooks ${name} skipped: ${e.message}`).pipe(Effect.as(Option.none<ProviderRecord>())),
-                  ProviderProtocolError: (e) => Effect.logWarning(`QuickBooks ${name} skipped: ${e.message}`).pipe(Effect.as(Option.none<ProviderRecord>()))
-                })
-              )).pipe(
-                Effect.map((records) =>
-                  [
-                    records.flatMap((r) => (Option.isSome(r) ? [r.value] : [])),
-                    items.length < size ? Option.none<number>() : Option.some(start + items.length)
-                  ] as const
-                )
-              )
-          )
+      return queryPage(name, `select * from ${name}${clause} ORDERBY Id STARTPOSITION ${start} MAXRESULTS ${size}`, entity).pipe(
+        Effect.flatMap(({ items }) =>
+          Effect.forEach(items, (w) =>
+            toRecord(name, w, ctx).pipe(
+              Effect.map(Option.some),
+              Effect.catchTags({
+                Unsupported: (e) => Effect.logWarning(`QuickBooks ${name} skipped: ${e.message}`).pipe(Effect.as(Option.none<ProviderRecord>())),
+                ProviderProtocolError: (e) => Effect.logWarning(`QuickBooks ${name} skipped: ${e.message}`).pipe(Effect.as(Option.none<ProviderRecord>()))
+              })
+            )).pipe(
+              Effect.map((records) => ({
+                records: records.flatMap((r) => (Option.isSome(r) ? [r.value] : [])),
+                next: items.length < size ? undefined : start + items.length
+              }))
+            )
         )
       )
     }
+
+    const listWire = (entity: EntityType, name: Wire.EntityName, ctx: Mapping.MappingContext, options: ListOptions | undefined) =>
+      Stream.paginate(1, (start: number) =>
+        wirePage(entity, name, ctx, options, start).pipe(
+          Effect.map((p) => [p.records, p.next === undefined ? Option.none<number>() : Option.some(p.next)] as const)
+        )
+      )
 
     const list: ProviderClient["list"] = (entity, options) => {
       if (capabilities[entity] === undefined) {
@@ -607,6 +612,47 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         )
       )
     }
+
+    /** Cursor: `<index of the wire entity>:<STARTPOSITION>` (contacts span Customer and Vendor). */
+    const listPage: ProviderClient["listPage"] = (entity, options) =>
+      Effect.gen(function*() {
+        if (capabilities[entity] === undefined) return yield* new Unsupported({ provider: PROVIDER_ID, entity, reason: "QuickBooks has no such entity" })
+        const names = Mapping.wireEntitiesOf[entity]
+        const m = /^(\d+):(\d+)$/.exec(options?.cursor ?? "0:1")
+        if (m === null) return yield* protocol(`not a QuickBooks list cursor: ${options?.cursor}`)
+        let index = Number(m[1])
+        let start = Number(m[2])
+        const ctx = yield* contextFor(entity)
+        for (;;) {
+          const name = names[index]
+          if (name === undefined) return { records: [], next: undefined }
+          const page = yield* wirePage(entity, name, ctx, options, start)
+          if (page.next !== undefined) return { records: page.records, next: `${index}:${page.next}` }
+          const more = index + 1 < names.length ? `${index + 1}:1` : undefined
+          if (page.records.length > 0 || more === undefined) return { records: page.records, next: more }
+          index++
+          start = 1
+        }
+      })
+
+    /** `select count(*)` of each wire entity behind the canonical one, with `list`'s filter. */
+    const count: NonNullable<ProviderClient["count"]> = (entity, options) =>
+      Effect.gen(function*() {
+        if (capabilities[entity] === undefined) return yield* new Unsupported({ provider: PROVIDER_ID, entity, reason: "QuickBooks has no such entity" })
+        let total = 0
+        for (const name of Mapping.wireEntitiesOf[entity]) {
+          const where: Array<string> = []
+          if (Wire.nameListEntities.has(name)) where.push("Active IN (true, false)")
+          if (options?.modifiedSince !== undefined) where.push(`MetaData.LastUpdatedTime >= ${quote(options.modifiedSince)}`)
+          const clause = where.length === 0 ? "" : ` where ${where.join(" AND ")}`
+          const body = yield* send({ method: "GET", path: "query", params: { query: `select count(*) from ${name}${clause}` }, entity })
+          const qr = body.QueryResponse
+          const n = typeof qr === "object" && qr !== null ? (qr as Json).totalCount : undefined
+          if (typeof n !== "number") return yield* protocol(`count of ${name}: the answer has no QueryResponse.totalCount`)
+          total += n
+        }
+        return total
+      })
 
     // --- read --------------------------------------------------------------------
 
@@ -832,6 +878,8 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       provider: PROVIDER_ID,
       connectionId: context.connectionId,
       list,
+      listPage,
+      count,
       read,
       changes,
       write,

@@ -1100,6 +1100,7 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
     }
     const webhooks = new WebhookDispatcher<WebhookEvent>({
       batchWindowMs: options.webhookBatchWindowMs ?? 200,
+      ...(options.webhookAttempts === undefined ? {} : { attempts: options.webhookAttempts }),
       maxBatch: 100,
       body: webhookBody,
       sign: (raw) => ({ "intuit-signature": hmacSha256Base64(verifierToken, raw) }),

@@ -49,6 +49,7 @@ import type {
   EntityCapabilities,
   EntityType,
   ListOptions,
+  ListPage,
   OAuthApp,
   OAuthEndpoints,
   Priority,
@@ -367,6 +368,7 @@ const client = (context: ConnectionContext) =>
           yield* countDay
           const token = yield* context.tokens.accessToken
           const outcome = yield* limiter.run(attempt(req, token), priority)
+          if (context.onCall !== undefined) yield* context.onCall(outcome._tag === "Transport" ? 0 : outcome.response.status)
           if (outcome._tag === "Transport") {
             transient++
             if (transient > 3) return yield* unavailable(`${req.method} ${req.path}: ${outcome.reason}`)
@@ -508,40 +510,43 @@ const client = (context: ConnectionContext) =>
       ...(pagedCollections.has(collection) || modifiedSinceAware.has(collection) ? { order: "UpdatedDateUTC ASC" } : {})
     })
 
-    const list = (entity: EntityType, options?: ListOptions): Stream.Stream<ProviderRecord, ProviderError> =>
-      Stream.unwrap(Effect.gen(function*() {
+    /** One page of a collection (collections Xero does not page are one page). */
+    const collectionPage = (entity: EntityType, options: ListOptions | undefined, page: number) =>
+      Effect.gen(function*() {
         const collection = yield* collectionFor(entity)
         const since = options?.modifiedSince !== undefined && modifiedSinceAware.has(collection) ? options.modifiedSince : undefined
         const pageSize = Math.min(1000, Math.max(1, options?.pageSize ?? PAGE_SIZE))
-        const mapPage = (elements: ReadonlyArray<Record<string, unknown>>) =>
-          Effect.gen(function*() {
-            const out: Array<ProviderRecord> = []
-            const observedAt = yield* now
-            for (const el of elements) {
-              if (collection === "TrackingCategories") {
-                const category = yield* toProviderRecord(collection, el)
-                out.push(category, ...(yield* optionRecords(el, observedAt)))
-                continue
-              }
-              if (collection === "BankTransactions" && M.bankTransactionEntityOf(el as W.BankTransaction) === undefined) continue
-              const rec = yield* toProviderRecord(collection, el)
-              if (belongs(entity, rec.entity)) out.push(rec)
-            }
-            return out
-          })
-        if (!pagedCollections.has(collection)) {
-          return Stream.fromArrayEffect(readPage(collection, listQuery(collection), since).pipe(Effect.flatMap((p) => mapPage(p.elements))))
+        const paged = pagedCollections.has(collection)
+        const p = yield* readPage(collection, paged ? { ...listQuery(collection), page: String(page), pageSize: String(pageSize) } : listQuery(collection), since)
+        const out: Array<ProviderRecord> = []
+        const observedAt = yield* now
+        for (const el of p.elements) {
+          if (collection === "TrackingCategories") {
+            const category = yield* toProviderRecord(collection, el)
+            out.push(category, ...(yield* optionRecords(el, observedAt)))
+            continue
+          }
+          if (collection === "BankTransactions" && M.bankTransactionEntityOf(el as W.BankTransaction) === undefined) continue
+          const rec = yield* toProviderRecord(collection, el)
+          if (belongs(entity, rec.entity)) out.push(rec)
         }
-        return Stream.paginate(1, (page: number) =>
-          readPage(collection, { ...listQuery(collection), page: String(page), pageSize: String(pageSize) }, since).pipe(
-            Effect.flatMap((p) =>
-              mapPage(p.elements).pipe(
-                Effect.map((records) => [records, p.elements.length < pageSize ? undefined : page + 1] as const)
-              )
-            ),
-            Effect.map(([records, next]) => [records, next === undefined ? Option.none<number>() : Option.some(next)] as const)
-          ))
-      }))
+        return { records: out, next: paged && p.elements.length >= pageSize ? page + 1 : undefined }
+      })
+
+    const list = (entity: EntityType, options?: ListOptions): Stream.Stream<ProviderRecord, ProviderError> =>
+      Stream.paginate(1, (page: number) =>
+        collectionPage(entity, options, page).pipe(
+          Effect.map((p) => [p.records, p.next === undefined ? Option.none<number>() : Option.some(p.next)] as const)
+        ))
+
+    /** Cursor: the page number. */
+    const listPage = (entity: EntityType, options?: ListOptions & { readonly cursor?: string }): Effect.Effect<ListPage, ProviderError> =>
+      Effect.gen(function*() {
+        const page = options?.cursor === undefined ? 1 : Number(options.cursor)
+        if (!Number.isInteger(page) || page < 1) return yield* protocol(`not a Xero list cursor: ${options?.cursor}`)
+        const p = yield* collectionPage(entity, options, page)
+        return { records: p.records, next: p.next === undefined ? undefined : String(p.next) }
+      })
 
     const read = (entity: EntityType, externalId: string): Effect.Effect<ProviderRecord, ProviderError> =>
       Effect.gen(function*() {
@@ -957,6 +962,7 @@ const client = (context: ConnectionContext) =>
       provider: PROVIDER,
       connectionId: context.connectionId,
       list,
+      listPage,
       read,
       changes,
       write,

@@ -292,6 +292,7 @@ export const start = (options: XeroSandboxOptions = {}): Effect.Effect<XeroSandb
     const bodies = new WeakMap<ReadonlyArray<XeroWebhookEvent>, string>()
     const dispatcher = new WebhookDispatcher<XeroWebhookEvent>({
       batchWindowMs: options.webhookBatchWindowMs ?? 100,
+      ...(options.webhookAttempts === undefined ? {} : { attempts: options.webhookAttempts }),
       maxBatch: 100,
       random,
       body: (events) => {

@@ -51,6 +51,29 @@ describe("QuickBooks adapter: reading at scale", () => {
       expect(again.find((r) => r.externalId === first?.externalId)?.record.status).toBe("archived")
     }))
 
+  it.live("listPage resumes from its cursor: the pages together are the list, each record once", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      const ops: Array<WriteOp> = Array.from({ length: 23 }, (_, i) => ({ _tag: "Create", entity: "contact", record: customer(`Page ${i}`), idempotencyKey: `page-${i}` }))
+      yield* client.write(ops)
+      const seen: Array<string> = []
+      let cursor: string | undefined
+      let pages = 0
+      do {
+        const page = yield* client.listPage("contact", cursor === undefined ? { pageSize: 10 } : { pageSize: 10, cursor })
+        pages++
+        seen.push(...page.records.map((r) => r.externalId))
+        cursor = page.next
+      } while (cursor !== undefined)
+      // 23 customers plus the seeded customer and vendor, in pages of 10 (customers, then vendors).
+      expect(seen.length).toBe(25)
+      expect(new Set(seen).size).toBe(25)
+      expect(pages).toBeGreaterThanOrEqual(3)
+      const bad = yield* Effect.flip(client.listPage("contact", { cursor: "garbage" }))
+      expect(bad._tag).toBe("ProviderProtocolError")
+    }))
+
   it.live("lists only what changed since an instant", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })

@@ -87,6 +87,26 @@ describe("Xero reads: paging and the change feed", () => {
       expect(again.length).toBe(250)
     }))
 
+  it.live("listPage resumes from its cursor: the pages together are the list, each record once", () =>
+    Effect.gen(function*() {
+      const h = yield* harness()
+      h.sandbox.seed(h.tenant, "Contacts", Array.from({ length: 230 }, (_, i) => ({ Name: `Paged ${String(i).padStart(3, "0")}` })))
+      const seen: Array<string> = []
+      let cursor: string | undefined
+      let pages = 0
+      do {
+        const page = yield* h.client.listPage("contact", cursor === undefined ? { pageSize: 100 } : { pageSize: 100, cursor })
+        pages++
+        seen.push(...page.records.map((r) => r.externalId))
+        cursor = page.next
+      } while (cursor !== undefined)
+      expect(pages).toBe(3)
+      expect(seen.length).toBe(230)
+      expect(new Set(seen).size).toBe(230)
+      const bad = yield* Effect.flip(h.client.listPage("contact", { cursor: "nope" }))
+      expect(bad._tag).toBe("ProviderProtocolError")
+    }))
+
   it.live("the feed covers several entities, and voided invoices arrive with their status", () =>
     Effect.gen(function*() {
       const h = yield* harness()
