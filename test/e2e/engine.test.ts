@@ -62,7 +62,10 @@ describe.skipIf(!servicesAvailable)("engine end to end with both sandboxes", () 
       apiUrl: s.baseUrl,
       unlimited: true
     })
-    engine = await startEngine({ providers: [{ provider: QuickBooks, app: app(qbo, "quickbooks") }, { provider: Xero, app: app(xero, "xero") }] })
+    engine = await startEngine({
+      providers: [{ provider: QuickBooks, app: app(qbo, "quickbooks") }, { provider: Xero, app: app(xero, "xero") }],
+      env: { CONCORD_GAUGE_INTERVAL_MS: "200" }
+    })
     qbo.setWebhookUrl(`${engine.url}/webhooks/quickbooks`)
     xero.setWebhookUrl(`${engine.url}/webhooks/xero`)
     sides = [
@@ -194,9 +197,29 @@ describe.skipIf(!servicesAvailable)("engine end to end with both sandboxes", () 
     expect(conflicts.body).toHaveLength(1)
     expect(conflicts.body[0]).toMatchObject({ recordId: "inv-0", path: "memo", app: "app's note", provider: "accountant's note", status: "open" })
     expect((await engine.call("GET", `/v1/tenants/e2e-xero/conflicts`, { key: sides[1]?.key ?? "" })).body).toHaveLength(0)
+    // The conflict is counted and ages in the metrics.
+    const gauge = async (name: string, provider: string) => {
+      const text = String((await engine.call("GET", "/metrics")).body)
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`provider="${provider}"`))
+      return line === undefined ? undefined : Number(line.split(" ").at(-1))
+    }
+    await eventually(async () => ((await gauge("concord_conflicts_open", "quickbooks")) === 1 ? true : undefined))
+    await eventually(async () => ((await gauge("concord_conflicts_oldest_age_seconds", "quickbooks")) ?? 0) > 0 ? true : undefined)
+    expect(await gauge("concord_conflicts_open", "xero")).toBe(0)
+    expect(await gauge("concord_conflicts_opened_total", "quickbooks")).toBe(1)
+    const metricsText = String((await engine.call("GET", "/metrics")).body)
+    for (const provider of ["quickbooks", "xero"]) {
+      const calls = metricsText.split("\n").find((l) => l.startsWith("concord_provider_calls_total{") && l.includes(`provider="${provider}"`) && l.includes(`status="200"`))
+      expect(Number(calls?.split(" ").at(-1) ?? 0), `${provider} calls in /metrics`).toBeGreaterThan(0)
+    }
     const resolved = await engine.call("POST", `/v1/tenants/${qbo.tenant}/conflicts/${conflicts.body[0].id}/resolve`, { key: qbo.key, body: { resolution: "provider" } })
     expect(resolved.status, JSON.stringify(resolved.body)).toBe(200)
     expect(resolved.body.conflict.status).toBe("resolved")
+    // Deciding twice is a 409 that says so, not a 503.
+    const again = await engine.call("POST", `/v1/tenants/${qbo.tenant}/conflicts/${conflicts.body[0].id}/resolve`, { key: qbo.key, body: { resolution: "app" } })
+    expect(again.status, JSON.stringify(again.body)).toBe(409)
+    expect((await engine.call("GET", `/v1/tenants/no-such-tenant/conflicts`, { key: engine.adminKey })).status).toBe(404)
+    await eventually(async () => ((await gauge("concord_conflicts_open", "quickbooks")) === 0 ? true : undefined))
     await quiesce()
     expect((await engine.call("GET", `/v1/tenants/${qbo.tenant}/records/invoice/inv-0`, { key: qbo.key })).body.record.memo).toBe("accountant's note")
 

@@ -12,10 +12,13 @@ import { Clock, Effect, Exit, Option, Schema, Scope } from "effect"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import { InboundMessage } from "./Inbound.ts"
-import { type ConnectionInfo, ProviderSessions, type ProviderSession, SyncStore } from "./Ports.ts"
+import type { Provider } from "@concord/providers"
+import { type BackfillCheckpoint, type ConnectionInfo, emptyCommit, ProviderSessions, type ProviderSession, SyncStore } from "./Ports.ts"
 import { ConflictNotOpen, Resolution, resolve } from "./Conflicts.ts"
 import { parkBatch, runBatch } from "./Sync.ts"
 import type { Outcome, WorkItem } from "./Work.ts"
+
+type ProviderRecord = Provider.ProviderRecord
 
 export const ProcessItem = Schema.Struct({
   /** Answers are keyed by this (the JetStream stream sequence as text). */
@@ -59,7 +62,37 @@ export const Resolve = Rpc.make("Resolve", {
   error: Schema.Union([ConflictNotOpen, Schema.TaggedStruct("ResolveFailed", { message: Schema.String })])
 })
 
-export const Connection = Entity.make("Connection", [Process, Reload, Resolve])
+/** A provider record as listed (provider id space). */
+export const ListedRecord = Schema.Struct({
+  entity: Schema.String,
+  externalId: Schema.String,
+  version: Schema.String,
+  updatedAt: Schema.String,
+  record: Schema.Unknown
+})
+
+/**
+ * One page of a backfill, listed by the backfill's workflow: imported here,
+ * in the connection's mailbox, so it never races the live pipeline for the
+ * same record. Records already linked (imported before, or synced live) are
+ * left alone; the others are pulled exactly like a provider change, and the
+ * page's cursor and counters commit in the same transaction.
+ */
+export const ImportPage = Rpc.make("ImportPage", {
+  payload: {
+    backfillId: Schema.String,
+    entity: Schema.String,
+    /** Pages committed before this one. */
+    page: Schema.Number,
+    /** Where the next page starts (absent: this is the last page). */
+    next: Schema.optionalKey(Schema.String),
+    records: Schema.Array(ListedRecord)
+  },
+  success: Schema.Struct({ imported: Schema.Number, skipped: Schema.Number, failed: Schema.Number, retry: Schema.optionalKey(Schema.String) }),
+  error: Schema.TaggedStruct("ImportFailed", { message: Schema.String, retry: Schema.Boolean })
+})
+
+export const Connection = Entity.make("Connection", [Process, Reload, Resolve, ImportPage])
 
 /** How long a connection's settings are trusted before being read again. */
 const CONFIG_TTL_MS = 10_000
@@ -181,6 +214,62 @@ export const layer = Connection.toLayer(
         }).pipe(
           Effect.catchTag("StoreError", (e) => Effect.fail({ _tag: "ResolveFailed" as const, message: e.message })),
           Effect.catchDefect(() => Effect.fail({ _tag: "ResolveFailed" as const, message: "internal error while resolving the conflict" }))
+        ),
+      ImportPage: ({ payload }) =>
+        Effect.gen(function*() {
+          const failed = (message: string, retry: boolean) => Effect.fail({ _tag: "ImportFailed" as const, message, retry })
+          const info = yield* connection
+          if (Option.isNone(info)) return yield* failed(`connection ${connectionId} does not exist`, false)
+          const conn = info.value
+          if (conn.status !== "active") return yield* failed(`connection ${connectionId} is ${conn.status}; the backfill waits until it is active`, true)
+          const opened = yield* sessionFor(conn)
+          if (opened._tag === "Unavailable") return yield* failed(`connection ${connectionId} cannot reach ${conn.provider}: ${opened.reason}`, true)
+          const entity = payload.entity as WorkItem["entity"]
+          // One per external id, and none that is linked already: those are the live pipeline's.
+          const listed = [...new Map(payload.records.map((r) => [r.externalId, r])).values()]
+          const linked = listed.length === 0 ? new Map() : yield* store.linksByExternalId(conn.id, entity, listed.map((r) => r.externalId))
+          const fresh = listed.filter((r) => !linked.has(r.externalId))
+          const size = payload.records.length
+          // Records waiting for an unanswered create of ours are not pulled yet: the page is not done, it is imported
+          // again later (what it did import is linked by then, and skipped).
+          const checkpoint = (s: { readonly pulled: number; readonly failed: number }, waiting = 0): BackfillCheckpoint | undefined => waiting > 0 ? undefined : ({
+            backfillId: payload.backfillId,
+            page: payload.page,
+            cursor: payload.next,
+            done: size,
+            imported: s.pulled,
+            failed: s.failed,
+            skipped: size - s.pulled - s.failed
+          })
+          if (fresh.length === 0) {
+            yield* store.commit({ ...emptyCommit(conn.tenantId, conn.id), backfill: checkpoint({ pulled: 0, failed: 0 }) as BackfillCheckpoint })
+            return { imported: 0, skipped: size, failed: 0 }
+          }
+          const items: Array<WorkItem> = fresh.map((r) => ({
+            key: `backfill:${payload.backfillId}:${r.externalId}`,
+            entity,
+            externalId: r.externalId,
+            source: "provider",
+            correlationId: `backfill:${payload.backfillId}`,
+            provider: { entity, externalId: r.externalId, version: r.version, updatedAt: r.updatedAt, record: r.record as ProviderRecord["record"] }
+          }))
+          // Dependencies it reads on the way yield to live traffic too.
+          const result = yield* opened.session.client.withPriority("background", runBatch(conn, opened.session, items, 0, { checkpoint }))
+          const retry = [...result.outcomes.values()].find((o) => o._tag === "Retry")
+          return {
+            imported: result.summary.pulled,
+            failed: result.summary.failed,
+            skipped: size - result.summary.pulled - result.summary.failed,
+            ...(retry?._tag === "Retry" ? { retry: retry.error.message } : {})
+          }
+        }).pipe(
+          Effect.catchTag("StoreError", (e) => Effect.fail({ _tag: "ImportFailed" as const, message: e.message, retry: true })),
+          Effect.catchDefect((defect) =>
+            Effect.logError(`connection ${connectionId}: backfill page failed`, defect).pipe(
+              Effect.andThen(Effect.fail({ _tag: "ImportFailed" as const, message: "internal error while importing a backfill page; will retry", retry: true }))
+            )
+          ),
+          Effect.annotateLogs({ connection: connectionId, backfill: payload.backfillId })
         )
     })
   }),

@@ -136,6 +136,26 @@ export interface Commit {
   readonly resolved?: ReadonlyArray<{ readonly id: string; readonly resolution: "app" | "provider" | "merged"; readonly value?: unknown; readonly by: string }>
   /** Links to forget (a record the provider deleted is created afresh). */
   readonly unlink?: ReadonlyArray<{ readonly entity: EntityType; readonly recordId: string }>
+  /** A backfill page: its cursor and counters commit with the records it imported. */
+  readonly backfill?: BackfillCheckpoint
+}
+
+/**
+ * One committed backfill page. The store applies it only while the backfill
+ * is running and has committed exactly `page` pages; otherwise the whole
+ * commit fails (a replayed or cancelled page writes nothing).
+ */
+export interface BackfillCheckpoint {
+  readonly backfillId: string
+  /** Pages committed before this one. */
+  readonly page: number
+  /** Where the next page starts; undefined when this was the last page. */
+  readonly cursor: string | undefined
+  /** Records of this page, and what became of them. */
+  readonly done: number
+  readonly imported: number
+  readonly skipped: number
+  readonly failed: number
 }
 
 export interface WriteIntent {
@@ -221,6 +241,11 @@ export interface SyncStoreShape {
   readonly recordIntents: (connectionId: string, intents: ReadonlyArray<WriteIntent>) => Effect.Effect<void, StoreError>
   /** The earlier requests (oldest first) that sent any of these create keys and never got their answer committed. */
   readonly unansweredBatches: (connectionId: string, keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UnansweredBatch>, StoreError>
+  /**
+   * How many creates of `entity` this connection sent since `since` whose answer was never committed
+   * (a crash, a lost commit): a provider record nobody links to may be one of them.
+   */
+  readonly unansweredCreates: (connectionId: string, entity: EntityType, since: Date) => Effect.Effect<number, StoreError>
   readonly commit: (commit: Commit) => Effect.Effect<void, StoreError>
   readonly setConnectionStatus: (connectionId: string, status: ConnectionStatus, reason: string | undefined) => Effect.Effect<void, StoreError>
   /** Takes (and forgets) the work parked while the connection was unavailable. */

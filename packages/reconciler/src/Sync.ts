@@ -27,12 +27,14 @@ import type { Resync } from "./Inbound.ts"
 import {
   type AppRecord,
   type AuditEntry,
+  type BackfillCheckpoint,
   type Base,
   type Commit,
   type ConnectionInfo,
   type EntityType,
   type ItemStatus,
   CrashPoint,
+  emptyCommit,
   type Link,
   type ProviderSession,
   SyncStore
@@ -59,6 +61,8 @@ interface Group {
   readonly correlationId: string | undefined
   /** Latest notice time when every item is a provider notice (undefined otherwise). */
   noticeAt: string | undefined
+  /** The provider's state, already read (a backfill page). */
+  prefetched: Provider.ProviderRecord | undefined
 }
 
 export interface Batch {
@@ -67,6 +71,12 @@ export interface Batch {
   readonly groups: ReadonlyArray<Group>
   /** Nesting level: dependencies of dependencies stop at 3. */
   readonly depth: number
+  /**
+   * A backfill page: its checkpoint commits with the batch, given the batch's
+   * summary and how many of its records wait for an unanswered create of ours
+   * (none is pulled yet); undefined leaves the page to be imported again.
+   */
+  readonly checkpoint?: ((summary: BatchResult["summary"], waiting: number) => BackfillCheckpoint | undefined) | undefined
 }
 
 interface Loaded {
@@ -178,6 +188,9 @@ const failure = (e: unknown): { readonly info: ErrorInfo; readonly retry: boolea
   return { info, retry: !permanent.has(info.tag) }
 }
 
+/** How long an unanswered create of ours keeps an unlinked provider record of the same entity from being pulled. */
+export const PENDING_CREATE_WINDOW_MS = 10 * 60_000
+
 const directionOf = (connection: ConnectionInfo, entity: EntityType) => connection.config.entities[entity]?.direction
 
 const policyOf = (connection: ConnectionInfo, entity: EntityType): Policy.PolicySpec | undefined =>
@@ -217,7 +230,8 @@ export const groupItems = (items: ReadonlyArray<WorkItem>): Array<Group> => {
         prefer: item.prefer,
         operationIds: item.operationId === undefined ? [] : [item.operationId],
         correlationId: item.correlationId,
-        noticeAt: item.source === "provider" ? item.occurredAt : undefined
+        noticeAt: item.source === "provider" ? item.occurredAt : undefined,
+        prefetched: item.provider
       })
       continue
     }
@@ -229,6 +243,7 @@ export const groupItems = (items: ReadonlyArray<WorkItem>): Array<Group> => {
     if (item.appChange !== undefined && (g.appChange === undefined || item.appChange.seq > g.appChange.seq)) g.appChange = item.appChange
     if (item.source === "provider") g.source = "provider"
     if (item.prefer !== undefined) g.prefer = item.prefer
+    if (item.provider !== undefined) g.prefetched = item.provider
   }
   return [...groups.values()]
 }
@@ -328,6 +343,17 @@ const fetchBoth = (batch: Batch) =>
       for (const g of groups) {
         if (g.recordId === undefined && g.externalId !== undefined) g.recordId = byExternal.get(g.externalId)?.recordId
       }
+      // A provider record nobody links to while a create of ours is unanswered (its commit lost to a crash or a
+      // dropped database connection) may be that very create, echoed by a webhook or a poll: pulling it would
+      // make it a second app record and the create's own commit would collide with its link. Wait until the
+      // create is answered (its redelivery links it) or is old enough not to be it.
+      const deferred = new Set<Group>()
+      const unknown = groups.filter((g) => g.recordId === undefined && g.externalId !== undefined)
+      if (unknown.length > 0) {
+        const now = yield* Clock.currentTimeMillis
+        const pending = yield* store.unansweredCreates(connection.id, entity, new Date(now - PENDING_CREATE_WINDOW_MS))
+        if (pending > 0) for (const g of unknown) deferred.add(g)
+      }
       // A provider change and an app change can name the same record: sync it once.
       const byRecord = new Map<string, Group>()
       for (const g of [...groups]) {
@@ -389,15 +415,21 @@ const fetchBoth = (batch: Batch) =>
             g.source === "provider" || g.source === "resync" || g.source === "dependency" ||
             g.prefer !== undefined || (link !== undefined && !providerAtBase)
           )
-          let provider: Provider.ProviderRecord | null | undefined = undefined
+          let provider: Provider.ProviderRecord | null | undefined = g.prefetched
           let error: Loaded["error"] = undefined
-          if (needsRead && externalId !== undefined && !(link?.providerDeleted === true && g.source === "app")) {
+          if (provider === undefined && needsRead && externalId !== undefined && !(link?.providerDeleted === true && g.source === "app")) {
             const read = yield* Effect.exit(session.client.read(entity, externalId))
             if (read._tag === "Success") provider = read.value
             else {
               const e = read.cause.reasons.find((r) => r._tag === "Fail")
               if (e !== undefined && e._tag === "Fail" && e.error._tag === "NotFound") provider = null
               else error = failure(e !== undefined && e._tag === "Fail" ? e.error : read.cause)
+            }
+          }
+          if (deferred.has(g)) {
+            error = {
+              info: { tag: "PendingCreate", message: `${connection.provider} ${entity} ${g.externalId ?? ""} is linked to no record while a create of ours is unanswered; retried once that create is committed` },
+              retry: true
             }
           }
           return { group: g, recordId: g.recordId, app, appFromMessage, link, base, provider, error } satisfies Loaded
@@ -946,6 +978,11 @@ const commit = (written: Written) =>
         }
       }
 
+      if (d.error?.info.tag === "PendingCreate") {
+        // Not a failure of any record: the notice waits for our create to be committed (see fetch-both).
+        finish({ _tag: "Retry", error: d.error.info })
+        continue
+      }
       if (d.error !== undefined) {
         summary.failed++
         syncStates.push({ entity, recordId: d.recordId, status: "error", error: d.error.info })
@@ -1128,11 +1165,17 @@ const commit = (written: Written) =>
       audit,
       events,
       idempotency,
-      operations
+      operations,
+      ...checkpointOf(batch, summary, written.decisions.filter((d) => d.error?.info.tag === "PendingCreate").length)
     })
     yield* (yield* CrashPoint)("after-commit")
     return { outcomes, summary } satisfies BatchResult
   })
+
+const checkpointOf = (batch: Batch, summary: BatchResult["summary"], waiting: number): { readonly backfill?: BackfillCheckpoint } => {
+  const checkpoint = batch.checkpoint?.(summary, waiting)
+  return checkpoint === undefined ? {} : { backfill: checkpoint }
+}
 
 const groupIds = (decisions: ReadonlyArray<Decision>): Map<EntityType, Array<string>> => {
   const out = new Map<EntityType, Array<string>>()
@@ -1192,7 +1235,8 @@ export const runBatch = (
   connection: ConnectionInfo,
   session: ProviderSession,
   items: ReadonlyArray<WorkItem>,
-  depth = 0
+  depth = 0,
+  options?: { readonly checkpoint?: Batch["checkpoint"] }
 ): Effect.Effect<BatchResult, never, SyncStore> =>
   Effect.suspend((): Effect.Effect<BatchResult, never, SyncStore> => {
     // Waves by dependency rank: contacts commit (and get linked) before the
@@ -1200,8 +1244,10 @@ export const runBatch = (
     const waves = new Map<number, Array<Group>>()
     for (const g of groupItems(items)) waves.set(rank[g.entity] ?? 10, [...(waves.get(rank[g.entity] ?? 10) ?? []), g])
     const ordered = [...waves.entries()].sort(([a], [b]) => a - b).map(([, groups]) => groups)
+    // A backfill checkpoint commits with the last wave (a page is one entity: one wave).
+    const last = ordered[ordered.length - 1]
     return Effect.reduce(ordered, emptyResult, (acc, groups) =>
-      runWave(connection, session, groups, depth).pipe(Effect.map((r) => combine(acc, r))))
+      runWave(connection, session, groups, depth, groups === last ? options?.checkpoint : undefined).pipe(Effect.map((r) => combine(acc, r))))
   })
 
 const emptyResult = (): BatchResult => ({ outcomes: new Map(), summary: { written: 0, pulled: 0, conflicts: 0, failed: 0 } })
@@ -1220,9 +1266,10 @@ const runWave = (
   connection: ConnectionInfo,
   session: ProviderSession,
   groups: ReadonlyArray<Group>,
-  depth: number
+  depth: number,
+  checkpoint?: Batch["checkpoint"]
 ): Effect.Effect<BatchResult, never, SyncStore> =>
-  interpreted({ connection, session, groups, depth }).pipe(
+  interpreted({ connection, session, groups, depth, checkpoint }).pipe(
     // A failure of the whole batch (storage down, a bug) is retried; after the
     // inbound message's last attempt it goes to the DLQ with this error.
     Effect.catchCause((cause) => {
@@ -1316,17 +1363,4 @@ export const parkBatch = (
     )
   )
 
-const emptyCommitFor = (connection: ConnectionInfo): Commit => ({
-  tenantId: connection.tenantId,
-  connectionId: connection.id,
-  records: [],
-  links: [],
-  bases: [],
-  syncStates: [],
-  conflicts: [],
-  conflictScopes: [],
-  audit: [],
-  events: [],
-  idempotency: [],
-  operations: []
-})
+const emptyCommitFor = (connection: ConnectionInfo): Commit => emptyCommit(connection.tenantId, connection.id)

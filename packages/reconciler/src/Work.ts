@@ -2,6 +2,7 @@
  * A unit of work for a connection's pipeline, and its outcome.
  */
 import type { Canonical } from "@concord/core"
+import type { Provider } from "@concord/providers"
 import type { EntityType, ItemStatus } from "./Ports.ts"
 
 export interface WorkItem {
@@ -21,6 +22,8 @@ export interface WorkItem {
   readonly correlationId?: string
   /** For a provider notice: when the provider says the change happened. */
   readonly occurredAt?: string
+  /** The provider's state, already read (a backfill page): used instead of reading it again. */
+  readonly provider?: Provider.ProviderRecord
 }
 
 export interface ErrorInfo {

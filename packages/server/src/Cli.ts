@@ -7,6 +7,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Console, Effect, Layer } from "effect"
 import { CliError, CliOutput, Command } from "effect/cli"
 import { audit } from "./cli/AuditCommand.ts"
+import { backfill } from "./cli/BackfillCommand.ts"
 import { config } from "./cli/ConfigCommand.ts"
 import { conflicts } from "./cli/ConflictsCommand.ts"
 import { connections } from "./cli/ConnectionsCommand.ts"
@@ -27,7 +28,7 @@ export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
   Command.withSubcommands([
     { group: "Run", commands: [serve, sandbox, config] },
-    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit] },
+    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit, backfill] },
     { group: "Operate the streams (NATS)", commands: [replay, dlq] }
   ])
 )

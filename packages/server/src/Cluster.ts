@@ -7,11 +7,17 @@
  *   `SqlRunnerStorage` assigns shards to runners with advisory locks and moves
  *   them when a node dies; runners talk over sockets. Each node needs
  *   `CONCORD_RUNNER_HOST` / `CONCORD_RUNNER_PORT` reachable by the others.
+ *
+ * Both run the cluster's workflow engine (`effect/workflow` on the same
+ * sharding and its SQL message storage): a long job (a backfill) is a
+ * workflow whose completed activities are persisted, so a killed node's job
+ * resumes at its last completed activity when a node (this one restarted,
+ * or another) takes over its shard.
  */
 import { NodeClusterSocket, NodeCrypto } from "@effect/platform-node"
 import * as ConnectionActor from "@concord/reconciler/ConnectionActor"
 import { Layer, Option } from "effect"
-import { RunnerAddress, SingleRunner } from "effect/cluster"
+import { ClusterWorkflowEngine, RunnerAddress, SingleRunner } from "effect/cluster"
 
 const mode = (): "single" | "socket" => (process.env.CONCORD_CLUSTER === "socket" ? "socket" : "single")
 
@@ -31,5 +37,6 @@ export const sharding = () => {
   return SingleRunner.layer({ runnerStorage: "memory" }).pipe(Layer.provide(NodeCrypto.layerDigest))
 }
 
-/** The connection entity registered with sharding, plus sharding itself. */
-export const layer = () => ConnectionActor.layer.pipe(Layer.provideMerge(sharding()))
+/** The connection entity and the workflow engine registered with sharding, plus sharding itself. */
+export const layer = () =>
+  Layer.merge(ConnectionActor.layer, ClusterWorkflowEngine.layer).pipe(Layer.provideMerge(sharding()))

@@ -1,7 +1,9 @@
 /**
  * Crash injection for recovery tests: with `CONCORD_CRASH_AT=<point>` the
  * process kills itself (SIGKILL, no cleanup) the first time it reaches that
- * point. Points: `after-provider-write`, `after-commit`, `after-publish`.
+ * point. Points: `after-provider-write`, `after-commit`, `after-publish`,
+ * `after-backfill-page` (a backfill page committed, its activity result not
+ * yet stored).
  * Unset in production, where this is a no-op.
  */
 import { Effect } from "effect"

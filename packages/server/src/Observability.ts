@@ -28,12 +28,17 @@ const refreshes = Metric.counter("concord_token_refreshes_total", { description:
 const pipelineLatency = Metric.histogram("concord_pipeline_batch_seconds", { description: "Time to sync one batch of a connection", boundaries: latencyBuckets })
 const ingestLatency = Metric.histogram("concord_ingest_seconds", { description: "Time from request to JetStream acknowledgement", boundaries: latencyBuckets })
 const published = Metric.counter("concord_events_published_total", { description: "Events published from the outbox", incremental: true })
+const polls = Metric.counter("concord_polls_total", { description: "Change-feed polls, by kind (adaptive, safety) and outcome", incremental: true })
+const pollChanges = Metric.counter("concord_poll_changes_total", { description: "Changes found by polling, by kind", incremental: true })
+const pollInterval = Metric.histogram("concord_poll_interval_seconds", { description: "Adaptive poll interval chosen after each poll", boundaries: [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600] })
+const polledConnections = Metric.gauge("concord_polled_connections", { description: "Connections on this node's poll schedule" })
+const pollLag = Metric.gauge("concord_poll_lag_seconds", { description: "How overdue the most overdue scheduled poll is (the poller keeps up when ~0)" })
 
 export interface MetricsShape {
   readonly eventIn: (source: string, n?: number) => Effect.Effect<void>
   readonly synced: (provider: string, status: string, n?: number) => Effect.Effect<void>
   readonly conflictOpened: (provider: string, n?: number) => Effect.Effect<void>
-  readonly conflictsWaiting: (open: number, oldestAgeSeconds: number) => Effect.Effect<void>
+  readonly conflictsWaiting: (provider: string, open: number, oldestAgeSeconds: number) => Effect.Effect<void>
   readonly deadLettered: (provider: string) => Effect.Effect<void>
   readonly dlqDepth: (n: number) => Effect.Effect<void>
   readonly providerCall: (provider: string, status: number) => Effect.Effect<void>
@@ -41,6 +46,9 @@ export interface MetricsShape {
   readonly batchSeconds: (provider: string, seconds: number) => Effect.Effect<void>
   readonly ingestSeconds: (source: string, seconds: number) => Effect.Effect<void>
   readonly eventPublished: (n: number) => Effect.Effect<void>
+  /** One poll of a connection; `intervalSeconds` is the adaptive interval chosen after it. */
+  readonly polled: (provider: string, kind: "adaptive" | "safety", outcome: string, changes: number, intervalSeconds: number | undefined) => Effect.Effect<void>
+  readonly pollSchedule: (connections: number, lagSeconds: number) => Effect.Effect<void>
 }
 
 export class Metrics extends Context.Service<Metrics, MetricsShape>()("concord/server/Metrics") {
@@ -48,7 +56,8 @@ export class Metrics extends Context.Service<Metrics, MetricsShape>()("concord/s
     eventIn: (source, n = 1) => Metric.update(Metric.withAttributes(eventsIn, { source }), n),
     synced: (provider, status, n = 1) => Metric.update(Metric.withAttributes(synced, { provider, status }), n),
     conflictOpened: (provider, n = 1) => Metric.update(Metric.withAttributes(conflicts, { provider }), n),
-    conflictsWaiting: (open, age) => Effect.andThen(Metric.update(conflictsOpen, open), Metric.update(conflictAge, age)),
+    conflictsWaiting: (provider, open, age) =>
+      Effect.andThen(Metric.update(Metric.withAttributes(conflictsOpen, { provider }), open), Metric.update(Metric.withAttributes(conflictAge, { provider }), age)),
     deadLettered: (provider) => Metric.update(Metric.withAttributes(dlq, { provider }), 1),
     dlqDepth: (n) => Metric.update(dlqDepth, n),
     providerCall: (provider, status) =>
@@ -59,7 +68,14 @@ export class Metrics extends Context.Service<Metrics, MetricsShape>()("concord/s
     tokenRefreshed: (provider) => Metric.update(Metric.withAttributes(refreshes, { provider }), 1),
     batchSeconds: (provider, s) => Metric.update(Metric.withAttributes(pipelineLatency, { provider }), s),
     ingestSeconds: (source, s) => Metric.update(Metric.withAttributes(ingestLatency, { source }), s),
-    eventPublished: (n) => Metric.update(published, n)
+    eventPublished: (n) => Metric.update(published, n),
+    polled: (provider, kind, outcome, changes, intervalSeconds) =>
+      Effect.all([
+        Metric.update(Metric.withAttributes(polls, { provider, kind, outcome }), 1),
+        changes > 0 ? Metric.update(Metric.withAttributes(pollChanges, { provider, kind }), changes) : Effect.void,
+        intervalSeconds === undefined ? Effect.void : Metric.update(Metric.withAttributes(pollInterval, { provider }), intervalSeconds)
+      ], { discard: true }),
+    pollSchedule: (connections, lagSeconds) => Effect.andThen(Metric.update(polledConnections, connections), Metric.update(pollLag, lagSeconds))
   }))
 }
 

@@ -12,9 +12,11 @@ import { createServer } from "node:http"
 import { Api } from "./api/Api.ts"
 import { AuthenticationLive, handlers, RequestErrorsLive } from "./api/Handlers.ts"
 import * as ApiKeys from "./ApiKeys.ts"
+import * as Backfills from "./Backfills.ts"
 import * as Changes from "./Changes.ts"
 import * as Cluster from "./Cluster.ts"
 import { crashPoint } from "./CrashPoints.ts"
+import * as Gauges from "./Gauges.ts"
 import * as Consumer from "./nats/Consumer.ts"
 import * as Ingest from "./nats/Ingest.ts"
 import * as Nats from "./nats/Nats.ts"
@@ -26,6 +28,7 @@ import * as Sessions from "./Sessions.ts"
 import { Settings } from "./Settings.ts"
 import * as Database from "./storage/Database.ts"
 import * as PgSyncStore from "./storage/PgSyncStore.ts"
+import * as Poller from "./Poller.ts"
 import * as Vault from "./storage/Vault.ts"
 import * as Tenants from "./Tenants.ts"
 import * as Webhooks from "./Webhooks.ts"
@@ -36,7 +39,7 @@ export const infrastructure = Layer.mergeAll(Nats.layer, Metrics.layer, Provider
 )
 
 /** The engine: sessions, actors, ingest, services behind the API. */
-const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer).pipe(
+const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer, Poller.layer, Backfills.layer.pipe(Layer.provide(Tenants.layer))).pipe(
   Layer.provideMerge(Changes.layer.pipe(Layer.provide(Tenants.layer))),
   Layer.provideMerge(Cluster.layer()),
   Layer.provideMerge(Sessions.layer),
@@ -49,6 +52,7 @@ const background = Layer.effectDiscard(
   Effect.gen(function*() {
     yield* Effect.forkScoped(Consumer.run.pipe(Effect.catchCause((c) => Effect.logError("inbound consumer stopped", c))))
     yield* Effect.forkScoped(Outbox.run.pipe(Effect.catchCause((c) => Effect.logError("outbox relay stopped", c))))
+    yield* Effect.forkScoped(Gauges.run.pipe(Effect.catchCause((c) => Effect.logError("gauge sampler stopped", c))))
   })
 )
 

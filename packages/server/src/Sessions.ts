@@ -43,6 +43,7 @@ export const layer = Layer.effect(
             accountId: connection.accountId,
             baseUrl: connection.baseUrl ?? app.apiUrl ?? provider.defaultBaseUrl,
             tokens,
+            onCall: (status) => metrics.providerCall(connection.provider, status),
             ...(app.unlimited === true ? { unlimited: true } : {})
           })
           return { provider, client }

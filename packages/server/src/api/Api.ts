@@ -86,12 +86,32 @@ export const ConnectionView = Schema.Struct({
 }).pipe(Schema.annotate({ identifier: "Connection" }))
 export type ConnectionView = typeof ConnectionView.Type
 
+export const PollingView = Schema.Struct({
+  entities: Schema.Array(Schema.String),
+  safetyEntities: Schema.Array(Schema.String),
+  intervalMs: Schema.Number,
+  floorMs: Schema.Number,
+  ceilingMs: Schema.Number,
+  safetyMs: Schema.Number,
+  lastPollAt: Schema.NullOr(Schema.String),
+  lastChanges: Schema.NullOr(Schema.Number),
+  nextPollAt: Schema.NullOr(Schema.String),
+  nextSafetyAt: Schema.NullOr(Schema.String),
+  polls: Schema.Number,
+  lastError: Schema.NullOr(Schema.String)
+}).pipe(Schema.annotate({
+  identifier: "Polling",
+  description: "Change-feed polling: entities without webhooks at an interval that adapts between floor and ceiling; entities with webhooks at the safety interval"
+}))
+
 export const ConnectionStatusView = Schema.Struct({
   ...ConnectionView.fields,
   records: Schema.Struct({ synced: Schema.Number, conflict: Schema.Number, error: Schema.Number, skipped: Schema.Number }),
   openConflicts: Schema.Number,
   parked: Schema.Number,
-  lastErrors: Schema.Array(Schema.Struct({ entity: Schema.String, recordId: Schema.String, error: Schema.Unknown, at: Schema.String }))
+  lastErrors: Schema.Array(Schema.Struct({ entity: Schema.String, recordId: Schema.String, error: Schema.Unknown, at: Schema.String })),
+  /** Absent when the connection has nothing to poll (or is not active yet). */
+  polling: Schema.optionalKey(PollingView)
 }).pipe(Schema.annotate({ identifier: "ConnectionStatus" }))
 
 export const TenantView = Schema.Struct({
@@ -343,6 +363,79 @@ export const AuditGroup = HttpApiGroup.make("audit")
   .middleware(Authentication)
   .annotate(OpenApi.Description, "The append-only, hash-chained audit log")
 
+// Backfills (src/Backfills.ts)
+
+export const BackfillStatus = Schema.Literals(["running", "completed", "failed", "cancelled"])
+export type BackfillStatus = typeof BackfillStatus.Type
+
+export const BackfillView = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  connection: Schema.String,
+  entity: Schema.String,
+  status: BackfillStatus,
+  /** Only records changed since then (null: all history). */
+  since: Schema.NullOr(Schema.String),
+  pageSize: Schema.Number,
+  pages: Schema.Number,
+  /** Records listed and processed so far: imported + skipped (already linked) + failed. */
+  done: Schema.Number,
+  /** How many records the provider has in the window (null when it cannot count). */
+  total: Schema.NullOr(Schema.Number),
+  imported: Schema.Number,
+  skipped: Schema.Number,
+  failed: Schema.Number,
+  /** Records per second since it started. */
+  rate: Schema.NullOr(Schema.Number),
+  etaSeconds: Schema.NullOr(Schema.Number),
+  /** Why it failed, or what it is waiting for while running. */
+  error: Schema.NullOr(Schema.String),
+  startedAt: Schema.String,
+  updatedAt: Schema.String,
+  finishedAt: Schema.NullOr(Schema.String)
+}).pipe(Schema.annotate({ identifier: "Backfill" }))
+export type BackfillView = typeof BackfillView.Type
+
+export const StartBackfill = Schema.Struct({
+  /** Entities to import (default: the connection's `backfill.entities`, else every entity it pulls). */
+  entities: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Only records changed on or after this date (YYYY-MM-DD or an RFC 3339 instant). */
+  since: Schema.optionalKey(Schema.String),
+  /** …or in the last this many years. */
+  years: Schema.optionalKey(Schema.Number),
+  /** Records per provider page (default 500; the provider may cap it). */
+  pageSize: Schema.optionalKey(Schema.Number)
+}).pipe(Schema.annotate({ identifier: "StartBackfill" }))
+export type StartBackfill = typeof StartBackfill.Type
+
+export const BackfillsGroup = HttpApiGroup.make("backfills")
+  .add(HttpApiEndpoint.post("startBackfill", "/v1/tenants/:tenant/connections/:connection/backfills", {
+    params: tc,
+    payload: StartBackfill,
+    success: Schema.Struct({ backfills: Schema.Array(BackfillView) }).pipe(HttpApiSchema.status(202)),
+    error: [NotFound, Forbidden, Unprocessable, Conflict]
+  }))
+  .add(HttpApiEndpoint.get("listBackfills", "/v1/tenants/:tenant/backfills", {
+    params: t,
+    query: { connection: Schema.optionalKey(IdParam) },
+    success: Schema.Array(BackfillView),
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.get("getBackfill", "/v1/tenants/:tenant/backfills/:id", { params: tid, success: BackfillView, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.post("cancelBackfill", "/v1/tenants/:tenant/backfills/:id/cancel", {
+    params: tid,
+    success: BackfillView,
+    error: [NotFound, Forbidden, Conflict]
+  }))
+  .add(HttpApiEndpoint.get("allBackfills", "/v1/backfills", {
+    query: { status: Schema.optionalKey(BackfillStatus) },
+    success: Schema.Array(BackfillView),
+    error: Forbidden
+  }))
+  .add(HttpApiEndpoint.get("findBackfill", "/v1/backfills/:id", { params: { id: IdParam }, success: BackfillView, error: [NotFound, Forbidden] }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Resumable imports of a provider's history, per connection and entity: start, progress (done/total, rate, ETA), cancel. /v1/backfills lists every tenant's (admin key) or the key's tenant's")
+
 /** Views across tenants, for operators (admin key only); see src/api/Operators.ts. */
 export const OperatorsGroup = HttpApiGroup.make("operators")
   .add(HttpApiEndpoint.get("allConnections", "/v1/connections", {
@@ -394,6 +487,7 @@ export class Api extends HttpApi.make("concord")
   .add(ConflictsGroup)
   .add(AuditGroup)
   .add(OperatorsGroup)
+  .add(BackfillsGroup)
   .add(PublicGroup)
   .middleware(RequestErrors)
   .annotateMerge(OpenApi.annotations({

@@ -10,6 +10,7 @@ import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import { ApiKeys } from "../ApiKeys.ts"
 import { Changes } from "../Changes.ts"
 import { Nats } from "../nats/Nats.ts"
+import { Poller } from "../Poller.ts"
 import { Queries } from "../Queries.ts"
 import * as Audit from "../storage/Audit.ts"
 import { Tenants } from "../Tenants.ts"
@@ -29,6 +30,7 @@ import {
 } from "./Api.ts"
 import { Validation } from "@concord/core"
 import { OperatorsLive } from "./Operators.ts"
+import { BackfillsLive } from "./BackfillHandlers.ts"
 
 const describe = (caller: Caller) => (caller.kind === "admin" ? `operator:${caller.keyId}` : `tenant-key:${caller.keyId}`)
 
@@ -107,6 +109,7 @@ const ConnectionsLive = HttpApiBuilder.group(Api, "connections", (handlers) =>
   Effect.gen(function*() {
     const tenants = yield* Tenants
     const queries = yield* Queries
+    const poller = yield* Poller
     return handlers
       .handle("listConnections", ({ params }) =>
         scoped(params.tenant, () => tenants.config(params.tenant).pipe(Effect.andThen(tenants.connections(params.tenant)))))
@@ -114,7 +117,8 @@ const ConnectionsLive = HttpApiBuilder.group(Api, "connections", (handlers) =>
         scoped(params.tenant, () =>
           Effect.gen(function*() {
             const c = yield* tenants.connection(params.tenant, params.connection)
-            return { ...c, ...(yield* queries.connectionHealth(params.connection)) }
+            const polling = yield* poller.status(params.connection)
+            return { ...c, ...(yield* queries.connectionHealth(params.connection)), ...(Option.isSome(polling) ? { polling: polling.value } : {}) }
           })))
       .handle("connect", ({ params }) => scoped(params.tenant, () => tenants.connectUrl(params.tenant, params.connection)))
       .handle("setCredentials", ({ params, payload }) =>
@@ -148,9 +152,11 @@ const RecordsLive = HttpApiBuilder.group(Api, "records", (handlers) =>
 const ConflictsLive = HttpApiBuilder.group(Api, "conflicts", (handlers) =>
   Effect.gen(function*() {
     const queries = yield* Queries
+    const tenants = yield* Tenants
     const actors = yield* Connection.client
     return handlers
-      .handle("listConflicts", ({ params, query }) => scoped(params.tenant, () => queries.conflicts(params.tenant, query.status ?? "open")))
+      .handle("listConflicts", ({ params, query }) =>
+        scoped(params.tenant, () => tenants.config(params.tenant).pipe(Effect.andThen(queries.conflicts(params.tenant, query.status ?? "open")))))
       .handle("getConflict", ({ params }) => scoped(params.tenant, () => queries.conflict(params.tenant, params.id)))
       .handle("resolveConflict", ({ params, payload }) =>
         scoped(params.tenant, (caller) =>
@@ -167,7 +173,13 @@ const ConflictsLive = HttpApiBuilder.group(Api, "conflicts", (handlers) =>
             }).pipe(
               Effect.catchTag("ConflictNotOpen", (e) => Effect.fail(new Conflict({ message: e.message }))),
               Effect.catchTag("ResolveFailed", (e) => Effect.fail(new Unavailable({ message: e.message }))),
-              Effect.catchCause(() => Effect.fail(new Unavailable({ message: `the actor of connection ${conflict.connectionId} did not answer; retry` })))
+              // Only what is not one of the answers above (the actor's mailbox or transport failing, a defect):
+              // an already-resolved conflict stays a 409.
+              Effect.catchIf(
+                (e): e is Exclude<typeof e, Conflict | Unavailable> => !(e instanceof Conflict) && !(e instanceof Unavailable),
+                () => Effect.fail(new Unavailable({ message: `the actor of connection ${conflict.connectionId} did not answer; retry` }))
+              ),
+              Effect.catchDefect(() => Effect.fail(new Unavailable({ message: `the actor of connection ${conflict.connectionId} did not answer; retry` })))
             )
             return { conflict: yield* queries.conflict(params.tenant, params.id), outcome: result.outcome }
           })))
@@ -223,4 +235,4 @@ const PublicLive = HttpApiBuilder.group(Api, "public", (handlers) =>
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, OperatorsLive, PublicLive)
+export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, OperatorsLive, BackfillsLive, PublicLive)

@@ -145,7 +145,10 @@ export const run = Effect.gen(function*() {
           yield* metrics.synced(provider, "dead")
           return yield* deadLetter(msg, outcome.error, message)
         case "Retry":
-          if (msg.info.redeliveryCount >= settings.maxDeliver) {
+          // A provider's rate limit says "later", not "this message is bad": it never dead-letters a message
+          // (a 429 storm longer than maxDeliver backoffs used to dead-letter app changes).
+          // Nor does a provider record waiting for our own unanswered create to be committed (bounded by its age).
+          if (msg.info.redeliveryCount >= settings.maxDeliver && outcome.error.tag !== "RateLimited" && outcome.error.tag !== "PendingCreate") {
             yield* metrics.synced(provider, "dead")
             return yield* deadLetter(msg, { ...outcome.error, message: `${outcome.error.message} (gave up after ${msg.info.redeliveryCount} attempts)` }, message)
           }

@@ -28,7 +28,8 @@ export const messageId = (m: InboundMessage): string => {
     case "app_change":
       return Hash.contentHash(["app", m.connectionId, m.entity, m.recordId, m.deleted === true, m.record ?? null])
     case "provider_change":
-      return Hash.contentHash(["provider", m.connectionId, m.entity, m.externalId, m.operation, m.occurredAt])
+      // Not the operation: a webhook's "create" and a poll's "update" of the same change are one message.
+      return Hash.contentHash(["provider", m.connectionId, m.entity, m.externalId, m.occurredAt])
     case "resync":
       return Hash.contentHash(["resync", m.connectionId, m.entity, m.recordId ?? null, m.externalId ?? null, m.reason, m.prefer ?? null, m.operationId ?? null])
   }

@@ -251,6 +251,54 @@ const m0006 = Effect.gen(function*() {
   yield* sql`CREATE INDEX idempotency_batch ON idempotency (connection_id, batch_key) WHERE batch_key IS NOT NULL`
 })
 
+/** Each polled connection's cadence (adaptive interval, due times, last poll), kept across restarts. */
+const m0008 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE poll_state (
+      connection_id text PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+      interval_ms integer NOT NULL,
+      next_poll_at timestamptz,
+      next_safety_at timestamptz,
+      last_poll_at timestamptz,
+      last_changes integer,
+      last_error text,
+      polls bigint NOT NULL DEFAULT 0,
+      started_at timestamptz NOT NULL DEFAULT now(),
+      claimed_until timestamptz,
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`
+})
+
+/** Resumable history imports, one row per connection and entity: cursor and counters commit with each page. */
+const m0009 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE backfills (
+      id text PRIMARY KEY,
+      tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+      connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+      entity text NOT NULL,
+      status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed', 'cancelled')),
+      since timestamptz,
+      page_size integer NOT NULL,
+      cursor text,
+      pages integer NOT NULL DEFAULT 0,
+      done bigint NOT NULL DEFAULT 0,
+      imported bigint NOT NULL DEFAULT 0,
+      skipped bigint NOT NULL DEFAULT 0,
+      failed bigint NOT NULL DEFAULT 0,
+      total bigint,
+      rate double precision,
+      error text,
+      started_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      finished_at timestamptz
+    )`
+  yield* sql`CREATE INDEX backfills_tenant ON backfills (tenant_id, started_at)`
+  yield* sql`CREATE UNIQUE INDEX backfills_running ON backfills (connection_id, entity) WHERE status = 'running'`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -258,7 +306,9 @@ export const migrations = {
   "3_webhook_receipts": m0003,
   "4_parked_operations": m0004,
   "5_link_updated_at": m0005,
-  "6_idempotent_batches": m0006
+  "6_idempotent_batches": m0006,
+  "8_polling": m0008,
+  "9_backfills": m0009
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

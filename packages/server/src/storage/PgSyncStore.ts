@@ -4,6 +4,7 @@
 import { Config, type Canonical } from "@concord/core"
 import {
   type AppRecord,
+  type BackfillCheckpoint,
   type Base,
   type Commit,
   type ConnectionInfo,
@@ -165,6 +166,17 @@ export const layer = Layer.effect(
           Effect.map((rows) => rows.map((r) => ({ batchKey: r.batch_key, sentAt: new Date(r.sent_at).toISOString(), ops: r.ops }))),
           Effect.mapError(storeError("read unanswered requests"))
         )
+
+    const unansweredCreates = (connectionId: string, entity: string, since: Date) =>
+      sql<{ n: string }>`
+        SELECT count(*) AS n FROM idempotency i
+        WHERE i.connection_id = ${connectionId} AND i.entity = ${entity} AND i.operation = 'create'
+          AND i.external_id IS NULL AND i.batch_key IS NOT NULL AND i.created_at > ${since}
+          -- a record a later create (another key: its target changed) did link is no longer waiting
+          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)`.pipe(
+        Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+        Effect.mapError(storeError("count unanswered creates"))
+      )
 
     const commit = (c: Commit) =>
       Effect.gen(function*() {
@@ -331,8 +343,26 @@ export const layer = Layer.effect(
             VALUES (${c.connectionId}, ${p.entity}, ${key}, ${p.recordId ?? null}, ${p.externalId ?? null}, ${JSON.stringify(p.operationIds ?? [])}, ${now})
             ON CONFLICT (connection_id, entity, key) DO UPDATE SET operation_ids = parked.operation_ids || EXCLUDED.operation_ids`
         }
+        if (c.backfill !== undefined) yield* checkpoint(c.backfill, now)
         if (c.events.length > 0) yield* sql`SELECT pg_notify('concord_outbox', '')`
       }).pipe(sql.withTransaction, Effect.provideService(SqlClient.SqlClient, sql), Effect.mapError(storeError("commit")))
+
+    /** A backfill page's cursor and counters; refused (rolling the page back) unless the backfill still waits for exactly this page. */
+    const checkpoint = (b: BackfillCheckpoint, now: Date) =>
+      Effect.gen(function*() {
+        const rows = yield* sql<{ id: string }>`
+          UPDATE backfills SET pages = pages + 1, cursor = ${b.cursor ?? null},
+            done = done + ${b.done}, imported = imported + ${b.imported}, skipped = skipped + ${b.skipped}, failed = failed + ${b.failed},
+            status = ${b.cursor === undefined ? "completed" : "running"},
+            finished_at = ${b.cursor === undefined ? now : null},
+            rate = (done + ${b.done}) / GREATEST(EXTRACT(EPOCH FROM (${now}::timestamptz - started_at)), 0.001),
+            error = NULL, updated_at = ${now}
+          WHERE id = ${b.backfillId} AND pages = ${b.page} AND status = 'running'
+          RETURNING id`
+        if (rows.length === 0) {
+          return yield* Effect.fail(new StoreError({ operation: "backfill checkpoint", reason: `backfill ${b.backfillId} is not waiting for page ${b.page + 1} any more (cancelled, or that page was committed already)` }))
+        }
+      })
 
     const setConnectionStatus = (connectionId: string, status: ConnectionStatus, reason: string | undefined) =>
       Effect.gen(function*() {
@@ -426,6 +456,7 @@ export const layer = Layer.effect(
       conflict,
       recordIntents,
       unansweredBatches,
+      unansweredCreates,
       commit,
       setConnectionStatus,
       unpark,
