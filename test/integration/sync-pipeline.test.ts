@@ -1,5 +1,5 @@
 import { Config } from "@concord/core"
-import type { Provider } from "@concord/providers"
+import { Errors, type Provider } from "@concord/providers"
 import { StoreError, SyncStore } from "@concord/reconciler/Ports"
 import { parkBatch, runBatch } from "@concord/reconciler/Sync"
 import type { WorkItem } from "@concord/reconciler/Work"
@@ -284,5 +284,114 @@ describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
       expect(outcome).toMatchObject({ _tag: "Dead", error: { tag: "ProviderRejected" } })
       expect(outcome?._tag === "Dead" && outcome.error.message).toContain("could post it twice")
       expect(mem.records("contact")).toHaveLength(1)
+    }).pipe(Effect.provide(layer())))
+  // Found by the chaos harness: an app change arriving while a create's answer was lost gave the create another
+  // idempotency key (derived from the record's content), and the provider created the record a second time.
+  const lostAnswer = (mem: ReturnType<typeof makeMemoryProvider>, entity = "contact") =>
+    Effect.gen(function*() {
+      const real = yield* SyncStore
+      const connection = Option.getOrThrow(yield* real.connection("acme-mem"))
+      const client = yield* mem.provider.client({ connectionId: connection.id, accountId: "acct", baseUrl: "", tokens: undefined as unknown as Provider.TokenSource })
+      // Every commit that would link a new record fails (the commit step's own retries too): the answer is lost.
+      let losing = true
+      const flaky = SyncStore.of({
+        ...real,
+        commit: (c) => (losing && c.links.some((l) => l.entity === entity)
+          ? Effect.fail(new StoreError({ operation: "commit", reason: "connection reset" }))
+          : real.commit(c))
+      })
+      const run = (items: ReadonlyArray<WorkItem>) => runBatch(connection, { provider: mem.provider, client }, items).pipe(Effect.provideService(SyncStore, flaky))
+      return { run, connection, store: real, recover: () => (losing = false) }
+    })
+
+  it.live("creates a record once when the app changes it while its create's answer is lost, then updates it", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* seedTenant(parseTenant(tenantYaml("review")))
+      const mem = makeMemoryProvider({ idempotency: "request" })
+      const { run, recover } = yield* lostAnswer(mem)
+      const before = Number((yield* sql<{ seq: string | null }>`SELECT max(seq) AS seq FROM audit_log`)[0]?.seq ?? 0)
+      const first = yield* run([appChange(contact)])
+      expect([...first.outcomes.values()].every((o) => o._tag === "Retry")).toBe(true)
+      expect(mem.records("contact")).toHaveLength(1)
+      recover()
+      // The app's next version has another idempotency key; the provider must not get a second create.
+      const second = yield* run([appChange({ ...contact, email: "ada@example.com" })])
+      expect([...second.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done", status: "synced" })])
+      expect(mem.records("contact")).toHaveLength(1)
+      expect(mem.records("contact")[0]).toMatchObject({ name: "Ada Lovelace", email: "ada@example.com" })
+      const links = yield* sql<{ external_id: string }>`SELECT external_id FROM links WHERE entity = 'contact' AND record_id = 'cust-1'`
+      expect(links.map((l) => l.external_id)).toEqual([mem.records("contact")[0]?.externalId])
+      const open = yield* sql<{ n: string }>`SELECT count(*) AS n FROM conflicts WHERE status = 'open'`
+      expect(Number(open[0]?.n)).toBe(0)
+      const unanswered = yield* sql<{ n: string }>`SELECT count(*) AS n FROM idempotency WHERE operation = 'create' AND answered_at IS NULL`
+      expect(Number(unanswered[0]?.n)).toBe(0)
+      const audit = yield* sql<{ action: string }>`SELECT action FROM audit_log WHERE seq > ${before} AND record_id = 'cust-1' AND action LIKE 'provider_%' ORDER BY seq`
+      expect(audit.map((a) => a.action)).toEqual(["provider_create", "provider_update"])
+      expect((yield* Audit.verify("acme")).ok).toBe(true)
+    }).pipe(Effect.provide(layer())))
+
+  it.live("removes the record an unanswered create made when the app deletes it meanwhile", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* seedTenant(parseTenant(tenantYaml("review")))
+      const mem = makeMemoryProvider({ idempotency: "request" })
+      const { run, recover } = yield* lostAnswer(mem)
+      yield* run([appChange(contact)])
+      expect(mem.records("contact")).toHaveLength(1)
+      recover()
+      // The app's record exists (a delete is accepted only for a stored record), marked deleted.
+      const r = yield* run([{ key: `m${++seq}`, entity: "contact", recordId: "cust-1", source: "app", appChange: { record: contact as never, deleted: true, seq } }])
+      expect([...r.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done" })])
+      // Deleted at the provider (the memory provider lists only live records), and linked as deleted.
+      expect(mem.records("contact")).toHaveLength(0)
+      const links = yield* sql<{ provider_deleted: boolean }>`SELECT provider_deleted FROM links WHERE entity = 'contact' AND record_id = 'cust-1'`
+      expect(links).toEqual([{ provider_deleted: true }])
+    }).pipe(Effect.provide(layer())))
+
+  it.live("never creates twice when a lost create went out beside an update", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* seedTenant(parseTenant(tenantYaml("review")))
+      const mem = makeMemoryProvider({ idempotency: "request" })
+      const { run, recover } = yield* lostAnswer(mem)
+      recover()
+      yield* run([appChange({ ...contact, id: "c-0", name: "Customer 0" })])
+      expect(mem.records("contact")).toHaveLength(1)
+      const { run: lossy, recover: recover2 } = yield* lostAnswer(mem)
+      // One batch: an update of c-0 and a create of c-1; the create's answer is lost.
+      const batch = () => [appChange({ ...contact, id: "c-0", name: "Customer 0", email: "c0@example.com" }), appChange({ ...contact, id: "c-1", name: "Customer 1" })]
+      yield* lossy(batch())
+      expect(mem.records("contact")).toHaveLength(2)
+      recover2()
+      const r = yield* lossy(batch())
+      expect([...r.outcomes.values()].every((o) => o._tag === "Done")).toBe(true)
+      expect(mem.records("contact").map((c) => c.name).sort()).toEqual(["Customer 0", "Customer 1"])
+    }).pipe(Effect.provide(layer())))
+
+  it.live("a create the provider refused keeps no provider record waiting for it", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      yield* seedTenant(parseTenant(tenantYaml("review")))
+      const mem = makeMemoryProvider({
+        idempotency: "request",
+        refuse: (op) =>
+          op._tag === "Create" && (op.record as { name?: string }).name === "Taken"
+            ? new Errors.ProviderRejected({ provider: "memory", connectionId: "acme-mem", entity: op.entity, code: "6240", providerMessage: "Duplicate Name Exists" })
+            : undefined
+      })
+      const { run, store, connection, recover } = yield* lostAnswer(mem)
+      recover()
+      const r = yield* run([appChange({ ...contact, name: "Taken" })])
+      expect([...r.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Dead" })])
+      expect(yield* store.unansweredCreates(connection.id, "contact", new Date(Date.now() - 60_000))).toBe(0)
+      // An accountant's contact is pulled at once, not held back as if it might be our create.
+      const ext = mem.accountant.create("contact", { name: "Someone else", roles: ["customer"], status: "active" })
+      const pulled = yield* run([{ key: `p${++seq}`, entity: "contact", externalId: ext, source: "provider" }])
+      expect([...pulled.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done", status: "synced" })])
     }).pipe(Effect.provide(layer())))
 })

@@ -31,6 +31,8 @@ export interface MemoryProviderOptions {
   readonly idempotency?: "operation" | "request"
   /** The provider sends webhooks for every entity (default true); false: changes are found by polling only. */
   readonly webhooks?: boolean
+  /** Operations the provider refuses (a validation error, a duplicate name): the answer for that operation. */
+  readonly refuse?: (op: Provider.WriteOp) => Errors.ProviderError | undefined
 }
 
 const allFields = (e: Canonical.EntityType): ReadonlyArray<string> =>
@@ -94,7 +96,10 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
       }
       const t = table(op.entity)
       let result: Provider.WriteResult
-      if (op._tag === "Create") {
+      const refused = options.refuse?.(op)
+      if (refused !== undefined) {
+        result = { _tag: "Failed", error: refused }
+      } else if (op._tag === "Create") {
         const externalId = String(nextId++)
         const s: Stored = { record: keep(op.entity, op.record as unknown as Obj), version: 0, updatedAt: tick(), deleted: false }
         t.set(externalId, s)

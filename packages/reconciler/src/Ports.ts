@@ -115,6 +115,7 @@ export interface Commit {
   readonly audit: ReadonlyArray<AuditEntry>
   /** Outbox rows: subject (without deployment prefix) and payload. */
   readonly events: ReadonlyArray<{ readonly subject: string; readonly payload: unknown }>
+  /** Answered provider writes; a create answered without `externalId` was refused (it created nothing). */
   readonly idempotency: ReadonlyArray<{
     readonly key: string
     readonly entity: EntityType
@@ -174,7 +175,14 @@ export interface UnansweredBatch {
   /** When it was first sent. */
   readonly sentAt: string
   /** The operations of that request, in their order, exactly as sent. */
-  readonly ops: ReadonlyArray<{ readonly key: string; readonly payload: unknown }>
+  readonly ops: ReadonlyArray<{
+    readonly key: string
+    readonly payload: unknown
+    readonly entity: EntityType
+    readonly recordId: string
+    /** Its answer is committed (a record, or a refusal). */
+    readonly answered: boolean
+  }>
 }
 
 export interface ConflictRow {
@@ -241,6 +249,12 @@ export interface SyncStoreShape {
   readonly recordIntents: (connectionId: string, intents: ReadonlyArray<WriteIntent>) => Effect.Effect<void, StoreError>
   /** The earlier requests (oldest first) that sent any of these create keys and never got their answer committed. */
   readonly unansweredBatches: (connectionId: string, keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UnansweredBatch>, StoreError>
+  /**
+   * The earlier requests (oldest first) that sent a create of any of these records, under whatever key, and
+   * never got that create's answer committed: a record changed since has another key, and must not be
+   * created again before those requests are answered.
+   */
+  readonly unansweredCreatesOf: (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<UnansweredBatch>, StoreError>
   /**
    * How many creates of `entity` this connection sent since `since` whose answer was never committed
    * (a crash, a lost commit): a provider record nobody links to may be one of them.

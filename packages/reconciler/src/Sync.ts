@@ -91,6 +91,14 @@ interface Loaded {
   /** The provider's state: a record, `null` when it does not exist, undefined when not read. */
   readonly provider: Provider.ProviderRecord | null | undefined
   readonly error: { readonly info: ErrorInfo; readonly retry: boolean } | undefined
+  /**
+   * Not linked, but an earlier create of this record (sent under another key: the record changed since)
+   * was answered by replaying its request: this is the provider record it created. It is linked, with
+   * what that create sent as the base, and the app's current state is merged onto it.
+   */
+  readonly adopted?: { readonly record: Provider.ProviderRecord; readonly key: string } | undefined
+  /** Earlier creates of this record whose replayed answer was a refusal: answered, nothing was created. */
+  readonly refusedKeys?: ReadonlyArray<string> | undefined
 }
 
 interface Fetched {
@@ -133,6 +141,10 @@ interface Decision {
   /** Set after the write. */
   written: Provider.ProviderRecord | undefined
   removed: boolean
+  /** The provider refused this create: it is answered (nothing was created), never to be replayed. */
+  refused: boolean
+  /** For an adopted record: what its create agreed (the base). */
+  adoptedBase: Obj | undefined
 }
 
 interface Resolved {
@@ -379,6 +391,7 @@ const fetchBoth = (batch: Batch) =>
           yield* store.links(connection.id, entity, ids),
           yield* store.bases(connection.id, entity, ids)
         ]
+      const recovered = yield* recoverCreates(batch, entity, ids.filter((id) => !links.has(id)))
 
       const loaded = yield* Effect.forEach(groups, (g) =>
         Effect.gen(function*() {
@@ -426,17 +439,99 @@ const fetchBoth = (batch: Batch) =>
               else error = failure(e !== undefined && e._tag === "Fail" ? e.error : read.cause)
             }
           }
+          const recovery = g.recordId === undefined ? undefined : recovered.get(g.recordId)
+          if (recovery?.error !== undefined) error = recovery.error
+          if (recovery?.adopted !== undefined && provider === undefined) provider = recovery.adopted.record
           if (deferred.has(g)) {
             error = {
               info: { tag: "PendingCreate", message: `${connection.provider} ${entity} ${g.externalId ?? ""} is linked to no record while a create of ours is unanswered; retried once that create is committed` },
               retry: true
             }
           }
-          return { group: g, recordId: g.recordId, app, appFromMessage, link, base, provider, error } satisfies Loaded
+          return {
+            group: g,
+            recordId: g.recordId,
+            app,
+            appFromMessage,
+            link,
+            base,
+            provider,
+            error,
+            adopted: recovery?.error === undefined ? recovery?.adopted : undefined,
+            refusedKeys: recovery?.refusedKeys
+          } satisfies Loaded
         }), { concurrency: 8 })
       items.push(...loaded)
     }
     return { batch, items } satisfies Fetched
+  })
+
+interface Recovery {
+  adopted?: { readonly record: Provider.ProviderRecord; readonly key: string }
+  refusedKeys: Array<string>
+  error?: { readonly info: ErrorInfo; readonly retry: boolean }
+}
+
+/**
+ * Records not linked yet whose earlier create was sent and never answered (a crash or a lost commit between
+ * the provider's answer and ours): the record may exist at the provider. Its key named the record as it was
+ * then, so a record changed since would be created again under its new key. Instead, the request that
+ * create went out in is replayed exactly (the provider answers it from its idempotency memory, or executes it
+ * once if it never arrived), and the record it created is adopted: linked, then brought up to date.
+ */
+const recoverCreates = (batch: Batch, entity: EntityType, recordIds: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const out = new Map<string, Recovery>()
+    if (recordIds.length === 0) return out
+    const store = yield* SyncStore
+    const { connection, session } = batch
+    const earlier = yield* store.unansweredCreatesOf(connection.id, entity, recordIds)
+    if (earlier.length === 0) return out
+    const waiting = new Set(recordIds)
+    const now = yield* Clock.currentTimeMillis
+    const of = (recordId: string): Recovery => {
+      const r = out.get(recordId) ?? { refusedKeys: [] }
+      out.set(recordId, r)
+      return r
+    }
+    for (const b of earlier) {
+      const mine = b.ops.flatMap((o, i) => {
+        const r = out.get(o.recordId)
+        return o.entity === entity && !o.answered && waiting.has(o.recordId) && r?.adopted === undefined && r?.error === undefined ? [{ o, i }] : []
+      })
+      if (mine.length === 0) continue
+      if (now - Date.parse(b.sentAt) > REPLAY_WINDOW_MS) {
+        for (const { o } of mine) of(o.recordId).error = { info: errorInfo(unconfirmedCreate(connection, entity, b.sentAt)), retry: false }
+        continue
+      }
+      const replay = yield* Effect.exit(session.client.write(b.ops.map((o) => o.payload as Provider.WriteOp)))
+      for (const { o, i } of mine) {
+        const r = of(o.recordId)
+        if (replay._tag === "Failure") {
+          r.error = failureOfExit(replay)
+          continue
+        }
+        const answer = replay.value[i]
+        if (answer === undefined) r.error = { retry: true, info: { tag: "NoAnswer", message: `${connection.provider} gave no answer for the replayed create of ${entity} ${o.recordId}` } }
+        else if (answer._tag === "Written") r.adopted = { record: answer.record, key: o.key }
+        else if (answer._tag === "Failed") {
+          const f = failure(answer.error)
+          if (f.retry) r.error = f
+          else r.refusedKeys.push(o.key)
+        }
+      }
+    }
+    return out
+  })
+
+const unconfirmedCreate = (connection: ConnectionInfo, entity: EntityType, sentAt: string) =>
+  new Errors.ProviderRejected({
+    provider: connection.provider,
+    connectionId: connection.id,
+    entity,
+    code: "UnconfirmedCreate",
+    providerMessage: `this record was sent to ${connection.provider} at ${sentAt} and the answer was lost; creating it again could post it twice`,
+    hint: "check the provider for it, then link or recreate it (concord drift shows duplicates and missing records)"
   })
 
 // ---------------------------------------------------------------------------
@@ -477,7 +572,9 @@ const decide = (
     note: undefined,
     error: loaded.error,
     written: undefined,
-    removed: false
+    removed: false,
+    refused: false,
+    adoptedBase: undefined
   }
   if (d.error !== undefined) return d
   if (capabilities === undefined || d.spec === undefined) {
@@ -491,7 +588,7 @@ const decide = (
     return d
   }
   const spec = d.spec
-  const { app, link, base } = loaded
+  const { app } = loaded
 
   // The provider's state in the app's id space, projected.
   let providerFull: Obj | undefined
@@ -500,6 +597,24 @@ const decide = (
     providerFull = Projection.toAppNames(t.record, spec)
   }
   const providerProjection = providerFull === undefined ? undefined : Projection.project(providerFull, spec)
+  // A record our earlier create made (its answer recovered by replaying the request): linked to it, and what
+  // that create agreed is the base, so the app's later changes are pushed as changes, not conflicts.
+  const adopted = loaded.adopted
+  const link: Link | undefined = loaded.link ?? (adopted === undefined ? undefined : {
+    entity,
+    recordId,
+    externalId: adopted.record.externalId,
+    version: adopted.record.version,
+    providerHash: null,
+    providerDeleted: false,
+    providerUpdatedAt: adopted.record.updatedAt
+  })
+  let base = loaded.base
+  if (base === undefined && adopted !== undefined) {
+    const data = Projection.project(Projection.toAppNames(toAppSpace(adopted.record.record, index, recordId).record, spec), spec)
+    base = { entity, recordId, data, hash: Hash.contentHash(data) }
+    d.adoptedBase = data
+  }
   d.providerProjection = providerProjection ?? base?.data
 
   if (link === undefined) {
@@ -775,14 +890,7 @@ const sendExactlyOnce = (batch: Batch, items: ReadonlyArray<{ readonly op: Provi
           settled.add(o.key)
           results[at.get(o.key) as number] = {
             _tag: "Failed",
-            error: new Errors.ProviderRejected({
-              provider: connection.provider,
-              connectionId: connection.id,
-              entity: (ops[at.get(o.key) as number] as Provider.WriteOp).entity,
-              code: "UnconfirmedCreate",
-              providerMessage: `this record was sent to ${connection.provider} at ${b.sentAt} and the answer was lost; creating it again could post it twice`,
-              hint: "check the provider for it, then link or recreate it (concord drift shows duplicates and missing records)"
-            })
+            error: unconfirmedCreate(connection, (ops[at.get(o.key) as number] as Provider.WriteOp).entity, b.sentAt)
           }
         }
         continue
@@ -797,11 +905,15 @@ const sendExactlyOnce = (batch: Batch, items: ReadonlyArray<{ readonly op: Provi
       })
     }
 
-    // 2. Everything else, in requests of the provider's batch size, each recorded before it is sent.
+    // 2. Everything else, in requests of the provider's batch size, each recorded before it is sent. Creates
+    // go in requests of their own: a replay resends only a request's creates, and a request's idempotency
+    // key (QuickBooks requestid, Xero Idempotency-Key) is derived from all of its operations.
     const rest = ops.filter((o) => !settled.has(o.idempotencyKey))
     const size = Math.max(1, session.provider.rateLimit.batchSize)
     const chunks: Array<ReadonlyArray<Provider.WriteOp>> = []
-    for (let i = 0; i < rest.length; i += size) chunks.push(rest.slice(i, i + size))
+    for (const part of [rest.filter((o) => o._tag === "Create"), rest.filter((o) => o._tag !== "Create")]) {
+      for (let i = 0; i < part.length; i += size) chunks.push(part.slice(i, i + size))
+    }
     yield* store.recordIntents(connection.id, chunks.flatMap((chunk) => {
       const batchKey = Hash.sha256(chunk.map((o) => o.idempotencyKey).join("\n")).slice(0, 32)
       return chunk.map((o, position) => ({
@@ -872,7 +984,12 @@ const write = (resolved: Resolved) =>
         else if (r._tag === "Written") d.written = r.record
         else if (r._tag === "Removed") d.removed = true
         else if (r.error._tag === "StaleVersion" || r.error._tag === "NotFound") stale.push(d)
-        else d.error = failure(r.error)
+        else {
+          d.error = failure(r.error)
+          // A create the provider refused created nothing: answered (a create we could not confirm is not).
+          const unconfirmed = r.error._tag === "ProviderRejected" && r.error.code === "UnconfirmedCreate"
+          if (d.op?.kind === "create" && !d.error.retry && !unconfirmed) d.refused = true
+        }
       })
       if (stale.length === 0) break
       // Someone changed these at the provider meanwhile: read them and merge again.
@@ -978,12 +1095,42 @@ const commit = (written: Written) =>
         }
       }
 
+      // Earlier creates of this record answered by a refusal (replayed in fetch-both), or this one refused now:
+      // answered, nothing to replay, no provider record can be theirs.
+      for (const key of d.loaded.refusedKeys ?? []) idempotency.push({ key, entity, recordId: d.recordId, operation: "create" })
+      if (d.refused && d.op !== undefined) idempotency.push({ key: d.op.idempotencyKey, entity, recordId: d.recordId, operation: "create" })
+      // The record an earlier create of ours made (its answer recovered by a replay) is ours whatever happens next.
+      const adopted = d.loaded.adopted
+      if (adopted !== undefined) {
+        idempotency.push({ key: adopted.key, entity, recordId: d.recordId, operation: "create", externalId: adopted.record.externalId, version: adopted.record.version })
+        audit.push({
+          ...base,
+          action: "provider_create",
+          actor: "concord",
+          step: "fetch-both",
+          detail: { externalId: adopted.record.externalId, version: adopted.record.version, idempotencyKey: adopted.key, replayed: true }
+        })
+      }
+
       if (d.error?.info.tag === "PendingCreate") {
         // Not a failure of any record: the notice waits for our create to be committed (see fetch-both).
         finish({ _tag: "Retry", error: d.error.info })
         continue
       }
       if (d.error !== undefined) {
+        if (adopted !== undefined) {
+          // Linked even though what follows failed: a retry then updates it instead of creating it again.
+          links.push({
+            entity,
+            recordId: d.recordId,
+            externalId: adopted.record.externalId,
+            version: d.written?.version ?? adopted.record.version,
+            providerHash: null,
+            providerDeleted: d.removed,
+            providerUpdatedAt: d.written?.updatedAt ?? adopted.record.updatedAt
+          })
+          if (d.adoptedBase !== undefined) bases.push({ entity, recordId: d.recordId, data: d.adoptedBase, hash: Hash.contentHash(d.adoptedBase) })
+        }
         summary.failed++
         syncStates.push({ entity, recordId: d.recordId, status: "error", error: d.error.info })
         audit.push({ ...base, action: "sync_failed", actor: "system", step: d.written === undefined ? "write" : "commit", detail: { error: d.error.info, retry: d.error.retry } })

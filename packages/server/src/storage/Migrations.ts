@@ -299,6 +299,18 @@ const m0009 = Effect.gen(function*() {
   yield* sql`CREATE UNIQUE INDEX backfills_running ON backfills (connection_id, entity) WHERE status = 'running'`
 })
 
+/**
+ * A create's answer can be a refusal (no record): it is answered all the same, and must neither be replayed
+ * nor keep provider records of its entity waiting as if it might be their origin. Unanswered creates are
+ * looked up by record (a retry of a changed record has another key).
+ */
+const m0010 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE idempotency ADD COLUMN answered_at timestamptz`
+  yield* sql`UPDATE idempotency SET answered_at = created_at WHERE external_id IS NOT NULL`
+  yield* sql`CREATE INDEX idempotency_unanswered ON idempotency (connection_id, entity, record_id) WHERE batch_key IS NOT NULL AND answered_at IS NULL`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -308,7 +320,8 @@ export const migrations = {
   "5_link_updated_at": m0005,
   "6_idempotent_batches": m0006,
   "8_polling": m0008,
-  "9_backfills": m0009
+  "9_backfills": m0009,
+  "10_idempotency_answers": m0010
 }
 
 /** Runs pending migrations once, even when several nodes start together. */

@@ -152,26 +152,48 @@ export const layer = Layer.effect(
           payload: i.payload === undefined ? null : JSON.stringify(i.payload)
         }))))} ON CONFLICT (key) DO NOTHING`, { discard: true }).pipe(Effect.mapError(storeError("record write intents")))
 
+    type BatchRow = { batch_key: string; sent_at: Date | string; ops: ReadonlyArray<{ key: string; payload: unknown; entity: EntityType; recordId: string; answered: boolean }> }
+    const toBatches = (rows: ReadonlyArray<BatchRow>) => rows.map((r) => ({ batchKey: r.batch_key, sentAt: new Date(r.sent_at).toISOString(), ops: r.ops }))
+
+    // A request is replayed whole (answered creates included): that is what makes its key match.
     const unansweredBatches = (connectionId: string, keys: ReadonlyArray<string>) =>
       keys.length === 0
         ? Effect.succeed([])
-        : sql<{ batch_key: string; sent_at: Date | string; ops: ReadonlyArray<{ key: string; payload: unknown }> }>`
+        : sql<BatchRow>`
           SELECT i.batch_key, min(i.created_at) AS sent_at,
-            json_agg(json_build_object('key', i.key, 'payload', i.payload) ORDER BY i.position) AS ops
+            json_agg(json_build_object('key', i.key, 'payload', i.payload, 'entity', i.entity, 'recordId', i.record_id,
+              'answered', i.external_id IS NOT NULL OR i.answered_at IS NOT NULL) ORDER BY i.position) AS ops
           FROM idempotency i
           WHERE i.connection_id = ${connectionId} AND i.batch_key IN (
             SELECT batch_key FROM idempotency
-            WHERE connection_id = ${connectionId} AND key IN ${sql.in(keys)} AND external_id IS NULL AND batch_key IS NOT NULL)
+            WHERE connection_id = ${connectionId} AND key IN ${sql.in(keys)} AND external_id IS NULL AND answered_at IS NULL AND batch_key IS NOT NULL)
           GROUP BY i.batch_key ORDER BY min(i.created_at)`.pipe(
-          Effect.map((rows) => rows.map((r) => ({ batchKey: r.batch_key, sentAt: new Date(r.sent_at).toISOString(), ops: r.ops }))),
+          Effect.map(toBatches),
           Effect.mapError(storeError("read unanswered requests"))
+        )
+
+    const unansweredCreatesOf = (connectionId: string, entity: EntityType, recordIds: ReadonlyArray<string>) =>
+      recordIds.length === 0
+        ? Effect.succeed([])
+        : sql<BatchRow>`
+          SELECT i.batch_key, min(i.created_at) AS sent_at,
+            json_agg(json_build_object('key', i.key, 'payload', i.payload, 'entity', i.entity, 'recordId', i.record_id,
+              'answered', i.external_id IS NOT NULL OR i.answered_at IS NOT NULL) ORDER BY i.position) AS ops
+          FROM idempotency i
+          WHERE i.connection_id = ${connectionId} AND i.batch_key IN (
+            SELECT batch_key FROM idempotency
+            WHERE connection_id = ${connectionId} AND entity = ${entity} AND record_id IN ${sql.in(recordIds)}
+              AND operation = 'create' AND external_id IS NULL AND answered_at IS NULL AND batch_key IS NOT NULL)
+          GROUP BY i.batch_key ORDER BY min(i.created_at)`.pipe(
+          Effect.map(toBatches),
+          Effect.mapError(storeError("read unanswered creates"))
         )
 
     const unansweredCreates = (connectionId: string, entity: string, since: Date) =>
       sql<{ n: string }>`
         SELECT count(*) AS n FROM idempotency i
         WHERE i.connection_id = ${connectionId} AND i.entity = ${entity} AND i.operation = 'create'
-          AND i.external_id IS NULL AND i.batch_key IS NOT NULL AND i.created_at > ${since}
+          AND i.external_id IS NULL AND i.answered_at IS NULL AND i.batch_key IS NOT NULL AND i.created_at > ${since}
           -- a record a later create (another key: its target changed) did link is no longer waiting
           AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)`.pipe(
         Effect.map((rows) => Number(rows[0]?.n ?? 0)),
@@ -307,9 +329,11 @@ export const layer = Layer.effect(
               record_id: i.recordId,
               operation: i.operation,
               external_id: i.externalId ?? null,
-              provider_version: i.version ?? null
+              provider_version: i.version ?? null,
+              answered_at: now
             }))))}
-            ON CONFLICT (key) DO UPDATE SET external_id = EXCLUDED.external_id, provider_version = EXCLUDED.provider_version`
+            ON CONFLICT (key) DO UPDATE SET external_id = coalesce(EXCLUDED.external_id, idempotency.external_id),
+              provider_version = coalesce(EXCLUDED.provider_version, idempotency.provider_version), answered_at = EXCLUDED.answered_at`
         }
         const ops = [...new Map(c.operations.map((o) => [`${o.operationId}|${o.entity}|${o.recordId}`, o])).values()]
         for (const part of chunks(ops, 7)) {
@@ -456,6 +480,7 @@ export const layer = Layer.effect(
       conflict,
       recordIntents,
       unansweredBatches,
+      unansweredCreatesOf,
       unansweredCreates,
       commit,
       setConnectionStatus,
