@@ -15,6 +15,7 @@ import * as ApiKeys from "./ApiKeys.ts"
 import * as Backfills from "./Backfills.ts"
 import * as Changes from "./Changes.ts"
 import * as Cluster from "./Cluster.ts"
+import * as Drift from "./Drift.ts"
 import { crashPoint } from "./CrashPoints.ts"
 import * as Gauges from "./Gauges.ts"
 import * as Consumer from "./nats/Consumer.ts"
@@ -39,7 +40,7 @@ export const infrastructure = Layer.mergeAll(Nats.layer, Metrics.layer, Provider
 )
 
 /** The engine: sessions, actors, ingest, services behind the API. */
-const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer, Poller.layer, Backfills.layer.pipe(Layer.provide(Tenants.layer))).pipe(
+const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer, Poller.layer, Backfills.layer.pipe(Layer.provide(Tenants.layer)), Drift.layer.pipe(Layer.provide(Tenants.layer))).pipe(
   Layer.provideMerge(Changes.layer.pipe(Layer.provide(Tenants.layer))),
   Layer.provideMerge(Cluster.layer()),
   Layer.provideMerge(Sessions.layer),

@@ -31,6 +31,7 @@ import {
 import { Validation } from "@concord/core"
 import { OperatorsLive } from "./Operators.ts"
 import { BackfillsLive } from "./BackfillHandlers.ts"
+import { DriftLive } from "./DriftHandlers.ts"
 
 const describe = (caller: Caller) => (caller.kind === "admin" ? `operator:${caller.keyId}` : `tenant-key:${caller.keyId}`)
 
@@ -235,4 +236,4 @@ const PublicLive = HttpApiBuilder.group(Api, "public", (handlers) =>
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, OperatorsLive, BackfillsLive, PublicLive)
+export const handlers = Layer.mergeAll(TenantsLive, ConnectionsLive, RecordsLive, ConflictsLive, AuditLive, OperatorsLive, BackfillsLive, DriftLive, PublicLive)

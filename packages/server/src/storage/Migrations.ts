@@ -311,6 +311,76 @@ const m0010 = Effect.gen(function*() {
   yield* sql`CREATE INDEX idempotency_unanswered ON idempotency (connection_id, entity, record_id) WHERE batch_key IS NOT NULL AND answered_at IS NULL`
 })
 
+/**
+ * Full-state reconciliation: one `drift_runs` row per run (at most one running per connection),
+ * its `drift_items`, the provider ids a run has seen (`drift_seen`, emptied when the run ends),
+ * each connection's next scheduled run, and `drift_report`, the read view for people using psql.
+ */
+const m0011 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE drift_runs (
+      id text PRIMARY KEY,
+      tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+      connection_id text NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+      provider text NOT NULL,
+      trigger text NOT NULL CHECK (trigger IN ('scheduled', 'manual')),
+      requested_by text NOT NULL,
+      status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'completed', 'failed')),
+      entities jsonb NOT NULL,
+      phase text,
+      provider_records bigint NOT NULL DEFAULT 0,
+      app_records bigint NOT NULL DEFAULT 0,
+      missing_in_provider integer NOT NULL DEFAULT 0,
+      missing_in_app integer NOT NULL DEFAULT 0,
+      field_mismatch integer NOT NULL DEFAULT 0,
+      duplicate_in_provider integer NOT NULL DEFAULT 0,
+      unbalanced integer NOT NULL DEFAULT 0,
+      orphan_link integer NOT NULL DEFAULT 0,
+      explained integer NOT NULL DEFAULT 0,
+      resolved integer NOT NULL DEFAULT 0,
+      error text,
+      started_at timestamptz NOT NULL DEFAULT now(),
+      heartbeat_at timestamptz NOT NULL DEFAULT now(),
+      finished_at timestamptz
+    )`
+  yield* sql`CREATE INDEX drift_runs_tenant ON drift_runs (tenant_id, started_at DESC)`
+  yield* sql`CREATE UNIQUE INDEX drift_runs_running ON drift_runs (connection_id) WHERE status = 'running'`
+  yield* sql`
+    CREATE TABLE drift_items (
+      id bigserial PRIMARY KEY,
+      run_id text NOT NULL REFERENCES drift_runs(id) ON DELETE CASCADE,
+      entity text NOT NULL,
+      record_id text,
+      external_id text,
+      kind text NOT NULL CHECK (kind IN ('missing_in_provider', 'missing_in_app', 'field_mismatch', 'duplicate_in_provider', 'unbalanced', 'orphan_link')),
+      fields jsonb NOT NULL DEFAULT '[]',
+      detail jsonb,
+      resolution text CHECK (resolution IN ('repush', 'pull', 'conflict', 'review')),
+      resolved_at timestamptz
+    )`
+  yield* sql`CREATE INDEX drift_items_run ON drift_items (run_id, id)`
+  yield* sql`
+    CREATE UNLOGGED TABLE drift_seen (
+      run_id text NOT NULL,
+      entity text NOT NULL,
+      external_id text NOT NULL,
+      PRIMARY KEY (run_id, entity, external_id)
+    )`
+  yield* sql`
+    CREATE TABLE drift_schedule (
+      connection_id text PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+      schedule text NOT NULL,
+      next_run_at timestamptz NOT NULL
+    )`
+  yield* sql`
+    CREATE VIEW drift_report AS
+      SELECT r.id AS run_id, r.tenant_id, r.connection_id, r.provider, r.trigger, r.status AS run_status,
+        r.started_at, r.finished_at, i.id AS item_id, i.entity, i.record_id, i.external_id, i.kind,
+        i.fields, i.detail, i.resolution, i.resolved_at
+      FROM drift_runs r JOIN drift_items i ON i.run_id = r.id`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -321,7 +391,8 @@ export const migrations = {
   "6_idempotent_batches": m0006,
   "8_polling": m0008,
   "9_backfills": m0009,
-  "10_idempotency_answers": m0010
+  "10_idempotency_answers": m0010,
+  "11_drift": m0011
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
