@@ -127,7 +127,7 @@ const main = async () => {
     const inflight: Array<Promise<unknown>> = []
     for (let i = 0; i < CHANGES; i++) {
       const t = tenants[i % CONNECTIONS] as (typeof tenants)[number]
-      const message = { kind: "app_change" as const, tenant: t.tenant, connectionId: t.connection, entity: "invoice", recordId: `inv-${i}`, record: invoice(i), at: new Date().toISOString() }
+      const message = { kind: "app_change" as const, tenant: t.tenant, connectionId: t.connection, entity: "invoice" as const, recordId: `inv-${i}`, record: invoice(i), at: new Date().toISOString() }
       const h = natsHeaders()
       h.set("Concord-Kind", "app_change")
       inflight.push(js.publish(`${prefix}.concord.in.${t.tenant}.quickbooks.app`, enc.encode(JSON.stringify(message)), { msgID: messageId(message), headers: h }))

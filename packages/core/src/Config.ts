@@ -241,7 +241,14 @@ export const parseTenantYaml = (text: string): ParsedConfig => {
       })
     }
   }
-  const result = decodeTenant(doc.toJS({ maxAliasCount: 100 }))
+  let js: unknown
+  try {
+    js = doc.toJS({ maxAliasCount: 100 })
+  } catch (e) {
+    // The yaml library throws (rather than reporting) when aliases would expand past the limit: a billion-laughs document.
+    return { ok: false, issues: [{ path: "", message: `YAML refused: ${e instanceof Error ? e.message : String(e)} (at most 100 alias expansions; write the values out)` }] }
+  }
+  const result = decodeTenant(js)
   if (result.ok) return { ok: true, config: result.value }
   return {
     ok: false,

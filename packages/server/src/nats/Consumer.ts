@@ -7,6 +7,7 @@
  * to `CONCORD_DLQ` with its last error after `maxDeliver` attempts or at
  * once when retrying cannot help.
  */
+import { Canonical } from "@concord/core"
 import { Connection, type ProcessItem } from "@concord/reconciler/ConnectionActor"
 import { subjects } from "@concord/reconciler/Events"
 import { InboundMessage } from "@concord/reconciler/Inbound"
@@ -184,6 +185,48 @@ export const run = Effect.gen(function*() {
       }
     }).pipe(inFlight.withPermits(batch.length), Effect.annotateLogs({ connection: connectionId }))
 
+  /** Connection → its tenant (a connection never changes tenant, so what is found is kept). */
+  const owners = new Map<string, string>()
+  const ownerOf = (connectionId: string): Effect.Effect<string | undefined> => {
+    const known = owners.get(connectionId)
+    if (known !== undefined) return Effect.succeed(known)
+    return sql<{ tenant_id: string }>`SELECT tenant_id FROM connections WHERE id = ${connectionId}`.pipe(
+      Effect.map((rows) => {
+        const tenant = rows[0]?.tenant_id
+        if (tenant !== undefined) owners.set(connectionId, tenant)
+        return tenant
+      }),
+      // Storage trouble: the actor reads the connection again and retries if it must.
+      Effect.catchCause(() => Effect.succeed(undefined))
+    )
+  }
+
+  /**
+   * What the schema cannot check: the message names the tenant of its subject, its
+   * connection belongs to that tenant (anyone allowed to publish on one tenant's
+   * subjects reaches only that tenant), and an app change's record is a valid
+   * record of its entity (given its defaults, as the HTTP API does). Returns the
+   * message to process, or why it is refused.
+   */
+  const admit = (subject: string, m: InboundMessage) =>
+    Effect.gen(function*() {
+      const { tenant } = route(subject)
+      if (tenant !== m.tenant) return { refused: `the message names tenant ${m.tenant} but was published on ${subject}, a subject of tenant ${tenant}` } as const
+      const owner = yield* ownerOf(m.connectionId)
+      if (owner !== undefined && owner !== m.tenant) return { refused: `connection ${m.connectionId} does not belong to tenant ${m.tenant}` } as const
+      if (m.kind !== "app_change" || m.deleted === true) return { message: m } as const
+      const record = m.record
+      if (typeof record !== "object" || record === null || Array.isArray(record)) {
+        return { refused: `record: an app change needs the record as a JSON object (or deleted: true)` } as const
+      }
+      const input = { entity: m.entity, id: m.recordId, schemaVersion: 1, ...(record as Record<string, unknown>) }
+      if (input.entity !== m.entity) return { refused: `record.entity: the record is a ${String(input.entity)}, but the message says ${m.entity}` } as const
+      if (input.id !== m.recordId) return { refused: `record.id: the record's id is ${JSON.stringify(input.id)}, but the message's recordId is ${m.recordId}` } as const
+      const valid = Canonical.validate(m.entity, input)
+      if (!valid.ok) return { refused: `record: ${valid.issues.map((i) => `${i.path === "" ? "(record)" : i.path}: ${i.message}`).join("; ")}` } as const
+      return { message: { ...m, record: Canonical.toJson(valid.value as Canonical.CanonicalRecord) } } as const
+    })
+
   // Messages stream in continuously (JetStream bounds what is in flight with max_ack_pending);
   // each round takes whatever is waiting, at least one and at most 1,000: a quiet system answers
   // at once, a busy one batches.
@@ -226,13 +269,19 @@ export const run = Effect.gen(function*() {
         yield* deadLetter(msg, { tag: "InvalidMessage", message: `the message does not fit the inbound schema: ${text}` }, raw).pipe(Effect.ignore)
         continue
       }
-      const connectionId = decoded.value.connectionId
-      const lane = lanes.get(connectionId)
-      if (lane !== undefined) {
-        lane.push({ msg, message: decoded.value })
+      const admitted = yield* admit(names.unprefix(msg.subject), decoded.value)
+      if ("refused" in admitted) {
+        yield* deadLetter(msg, { tag: "InvalidMessage", message: admitted.refused }, decoded.value).pipe(Effect.ignore)
         continue
       }
-      lanes.set(connectionId, [{ msg, message: decoded.value }])
+      const message = admitted.message
+      const connectionId = message.connectionId
+      const lane = lanes.get(connectionId)
+      if (lane !== undefined) {
+        lane.push({ msg, message })
+        continue
+      }
+      lanes.set(connectionId, [{ msg, message }])
       yield* Effect.forkChild(drain(connectionId))
     }
   }
