@@ -442,6 +442,114 @@ export const BackfillsGroup = HttpApiGroup.make("backfills")
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Resumable imports of a provider's history, per connection and entity: start, progress (done/total, rate, ETA), cancel. /v1/backfills lists every tenant's (admin key) or the key's tenant's")
 
+// Drift: full-state reconciliation runs and their items (src/Drift.ts)
+
+export const DriftKind = Schema.Literals(["missing_in_provider", "missing_in_app", "field_mismatch", "duplicate_in_provider", "unbalanced", "orphan_link"])
+
+export const DriftCountsView = Schema.Struct({
+  missing_in_provider: Schema.Number,
+  missing_in_app: Schema.Number,
+  field_mismatch: Schema.Number,
+  duplicate_in_provider: Schema.Number,
+  unbalanced: Schema.Number,
+  orphan_link: Schema.Number
+})
+
+export const DriftRunView = Schema.Struct({
+  id: Schema.String,
+  tenant: Schema.String,
+  connection: Schema.String,
+  provider: Schema.String,
+  trigger: Schema.Literals(["scheduled", "manual"]),
+  requestedBy: Schema.String,
+  status: Schema.Literals(["running", "completed", "failed"]),
+  entities: Schema.Array(Schema.String),
+  /** What a running run is doing ("provider contact", "app invoice", "settling", …). */
+  phase: Schema.NullOr(Schema.String),
+  /** Provider records listed and app records/links read so far. */
+  providerRecords: Schema.Number,
+  appRecords: Schema.Number,
+  counts: DriftCountsView,
+  /** Items found: the sum of counts. */
+  total: Schema.Number,
+  /** Differences found while streaming that in-flight work explained when re-checked (not drift). */
+  explained: Schema.Number,
+  /** Items auto-resolved under the entity's policy (re-pushed, pulled, or opened as conflicts). */
+  resolved: Schema.Number,
+  error: Schema.NullOr(Schema.String),
+  startedAt: Schema.String,
+  finishedAt: Schema.NullOr(Schema.String),
+  /** HTTP path of this run's report. */
+  link: Schema.String
+}).pipe(Schema.annotate({ identifier: "DriftRun" }))
+export type DriftRunView = typeof DriftRunView.Type
+
+export const DriftItemView = Schema.Struct({
+  id: Schema.Number,
+  entity: Schema.String,
+  recordId: Schema.NullOr(Schema.String),
+  externalId: Schema.NullOr(Schema.String),
+  kind: DriftKind,
+  /** Differing fields with the app's and the provider's value. */
+  fields: Schema.Array(Schema.Struct({ path: Schema.String, app: Schema.optionalKey(Schema.Unknown), provider: Schema.optionalKey(Schema.Unknown) })),
+  detail: Schema.NullOr(Schema.Unknown),
+  /** How it was auto-resolved (null: not resolved). */
+  resolution: Schema.NullOr(Schema.Literals(["repush", "pull", "conflict", "review"])),
+  resolvedAt: Schema.NullOr(Schema.String)
+}).pipe(Schema.annotate({ identifier: "DriftItem" }))
+export type DriftItemView = typeof DriftItemView.Type
+
+export const DriftRunDetail = Schema.Struct({
+  run: DriftRunView,
+  items: Schema.Array(DriftItemView),
+  /** Items of the run (matching the kind filter). */
+  totalItems: Schema.Number,
+  /** Pass as `offset` for the next page; null on the last page. */
+  nextOffset: Schema.NullOr(Schema.Number)
+}).pipe(Schema.annotate({ identifier: "DriftRunDetail" }))
+export type DriftRunDetail = typeof DriftRunDetail.Type
+
+export const ReconcileRequest = Schema.Struct({
+  /** Entities to reconcile (default: the connection's `reconciliation.entities`, else every enabled entity). */
+  entities: Schema.optionalKey(Schema.Array(Schema.String))
+}).pipe(Schema.annotate({ identifier: "ReconcileRequest" }))
+export type ReconcileRequest = typeof ReconcileRequest.Type
+
+const PageQuery = {
+  offset: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 1000 }))),
+  kind: Schema.optionalKey(DriftKind)
+}
+
+export const DriftGroup = HttpApiGroup.make("drift")
+  .add(HttpApiEndpoint.post("reconcileNow", "/v1/tenants/:tenant/connections/:connection/drift/reconcile", {
+    params: tc,
+    payload: ReconcileRequest,
+    success: DriftRunView.pipe(HttpApiSchema.status(202)),
+    error: [NotFound, Forbidden, Unprocessable, Conflict]
+  }))
+  .add(HttpApiEndpoint.get("listDriftRuns", "/v1/tenants/:tenant/drift/runs", {
+    params: t,
+    query: {
+      connection: Schema.optionalKey(IdParam),
+      limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 1000 })))
+    },
+    success: Schema.Array(DriftRunView),
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.get("getDriftRun", "/v1/tenants/:tenant/drift/runs/:id", { params: tid, query: PageQuery, success: DriftRunDetail, error: [NotFound, Forbidden] }))
+  .add(HttpApiEndpoint.get("allDriftRuns", "/v1/drift/runs", {
+    query: {
+      tenant: Schema.optionalKey(TenantId),
+      limit: Schema.optionalKey(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 1000 })))
+    },
+    success: Schema.Array(DriftRunView),
+    error: [NotFound, Forbidden]
+  }))
+  .add(HttpApiEndpoint.get("findDriftRun", "/v1/drift/runs/:id", { params: { id: IdParam }, query: PageQuery, success: DriftRunDetail, error: [NotFound, Forbidden] }))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Full-state reconciliation: start a run now, list runs, read a run's drift items (paged). /v1/drift/runs spans every tenant (admin key) or the key's tenant")
+
 /** Views across tenants, for operators (admin key only); see src/api/Operators.ts. */
 export const OperatorsGroup = HttpApiGroup.make("operators")
   .add(HttpApiEndpoint.get("allConnections", "/v1/connections", {
@@ -494,6 +602,7 @@ export class Api extends HttpApi.make("concord")
   .add(AuditGroup)
   .add(OperatorsGroup)
   .add(BackfillsGroup)
+  .add(DriftGroup)
   .add(PublicGroup)
   .middleware(RequestErrors)
   .annotateMerge(OpenApi.annotations({
