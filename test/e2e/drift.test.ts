@@ -217,10 +217,12 @@ describe.skipIf(!servicesAvailable)("reconciliation reports exactly the injected
     // 4. Reconcile while the app pushes changes and an accountant edits with webhooks on.
     for (const s of sides) {
       let stop = false
+      const pushedAt: Array<number> = []
       const live = (async () => {
         for (let n = 0; !stop; n++) {
           const i = 6 + (n % 6)
           await put(s, "invoice", `inv-${i}`, invoice(s, i, `live update ${n}`))
+          pushedAt.push(Date.now())
           if (n % 3 === 0) await put(s, "contact", `c-live-${n}`, contact(100 + n))
           if (n % 4 === 0) s.sandbox.accountantEdit(s.sandbox.accounts[0] as string, "invoice", await linkOf(s, "invoice", `inv-${4 + (n % 2)}`))
           await new Promise((r) => setTimeout(r, 20))
@@ -231,6 +233,8 @@ describe.skipIf(!servicesAvailable)("reconciliation reports exactly the injected
         stop = true
       })
       await live
+      // The app really was pushing while the run streamed both sides.
+      expect(pushedAt.filter((t) => t >= Date.parse(run.startedAt) && t <= Date.parse(run.finishedAt)).length).toBeGreaterThan(0)
       const found = await items(s, run.id)
       const got = found.map((i: any) => `${i.kind} ${i.entity} ${i.recordId ?? "-"} ${i.externalId ?? "-"}`).sort()
       expect(got, JSON.stringify(found, null, 1)).toEqual(expected[s.provider])
