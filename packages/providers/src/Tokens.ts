@@ -3,7 +3,10 @@
  * one refresh at a time per connection (single-flight), and persists a
  * rotated refresh token before anything uses it — so a crash right after a
  * refresh can never leave us holding only a refresh token the provider has
- * already retired.
+ * already retired. A save that fails (the database connection dropped while
+ * the provider answered) keeps the new tokens in hand: the next attempt saves
+ * them instead of refreshing with the retired token, which a provider without
+ * a grace period (QuickBooks) answers with invalid_grant, i.e. a lost grant.
  */
 import { Clock, Deferred, Effect, Redacted } from "effect"
 import { type AuthFailed, NeedsReauth, ProviderUnavailable } from "./Errors.ts"
@@ -35,6 +38,8 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
   Effect.sync(() => {
     const ahead = options.refreshAheadMs ?? 5 * 60_000
     let current: TokenSet | undefined
+    /** Refreshed, but not known to be stored: the only copy of the live refresh token. */
+    let unsaved: TokenSet | undefined
     let inFlight: Deferred.Deferred<TokenSet, NeedsReauth | ProviderUnavailable> | undefined
 
     const fresh = (t: TokenSet | undefined, now: number): t is TokenSet => t !== undefined && t.accessTokenExpiresAt - ahead > now
@@ -43,6 +48,12 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
       options.connectionId,
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
+        // Our last refresh whose save failed: store it now; its refresh token is the only one that still works.
+        const pending = unsaved
+        if (pending !== undefined) {
+          yield* options.store.save(options.connectionId, pending)
+          return pending
+        }
         // Another process (or an earlier fiber) may have refreshed already.
         const stored = yield* options.store.load(options.connectionId)
         if (fresh(stored, now) && (current === undefined || Redacted.value(stored.accessToken) !== Redacted.value(current.accessToken))) {
@@ -61,6 +72,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
           )
         )
         // Persist the rotated refresh token before anyone uses the new access token.
+        unsaved = next
         yield* options.store.save(options.connectionId, next)
         if (options.onRefresh !== undefined) yield* options.onRefresh
         return next
@@ -72,9 +84,11 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
       const d = Deferred.makeUnsafe<TokenSet, NeedsReauth | ProviderUnavailable>()
       inFlight = d
       return refreshNow.pipe(
+        // Only now (the store's transaction committed) are the tokens safe.
         Effect.tap((t) =>
           Effect.sync(() => {
             current = t
+            if (unsaved === t) unsaved = undefined
           })
         ),
         Effect.onExit((exit) =>

@@ -107,4 +107,26 @@ describe("token source", () => {
       expect(error._tag).toBe("ProviderUnavailable")
       expect(store.needsReauth.size).toBe(0)
     }))
+  // Found by the chaos harness: Postgres connections terminated while QuickBooks answered a refresh; the
+  // rotated refresh token was never stored, the next refresh used the retired one and the grant was lost.
+  it.effect("keeps a refreshed token whose save failed and saves it next time, never refreshing with the retired one", () =>
+    Effect.gen(function*() {
+      const { provider, calls } = fakeProvider()
+      const store = Tokens.memoryTokenStore({ c1: tokenSet(1, 0) })
+      let failSaves = 1
+      const flaky: Tokens.TokenStore = {
+        ...store,
+        save: (id, t) => (failSaves-- > 0 ? Effect.die(new Error("connection terminated")) : store.save(id, t))
+      }
+      const source = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: flaky })
+      const first = yield* Effect.forkChild(Effect.exit(source.accessToken))
+      yield* TestClock.adjust("20 millis")
+      expect(Exit.isFailure(yield* Fiber.join(first))).toBe(true)
+      const second = yield* Effect.forkChild(source.accessToken)
+      yield* TestClock.adjust("20 millis")
+      expect(Redacted.value(yield* Fiber.join(second))).toBe("access-2")
+      expect(calls).toEqual(["refresh-1"])
+      expect(store.saved.map((s) => Redacted.value(s.tokens.refreshToken))).toEqual(["refresh-2"])
+      expect(store.needsReauth.size).toBe(0)
+    }))
 })
