@@ -285,6 +285,24 @@ describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
       expect(outcome?._tag === "Dead" && outcome.error.message).toContain("could post it twice")
       expect(mem.records("contact")).toHaveLength(1)
     }).pipe(Effect.provide(layer())))
+  // Found by the chaos harness (Xero seed 6): our void's answer was lost to a SIGKILL; the retry re-read the
+  // voided invoice, voided it again and Xero refused ("Invoice not of valid status for modification").
+  it.effect("an app delete of a record already voided at the provider removes nothing more", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { mem, run } = yield* setup()
+      yield* run([appChange(contact), appChange(invoice())])
+      const ext = mem.records("invoice")[0]?.externalId as string
+      mem.accountant.edit("invoice", ext, { status: "voided" })
+      const r = yield* run([{ key: `m${++seq}`, entity: "invoice", recordId: "inv-1", source: "app", appChange: { record: invoice() as never, deleted: true, seq } }])
+      expect([...r.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done", status: "synced" })])
+      // Left as the accountant left it (a second remove would have deleted it here).
+      expect(mem.get("invoice", ext)).toMatchObject({ deleted: false, record: expect.objectContaining({ status: "voided" }) })
+      const links = yield* sql<{ provider_deleted: boolean }>`SELECT provider_deleted FROM links WHERE entity = 'invoice' AND record_id = 'inv-1'`
+      expect(links).toEqual([{ provider_deleted: true }])
+    }).pipe(Effect.provide(layer())))
+
   // Found by the chaos harness: an app change arriving while a create's answer was lost gave the create another
   // idempotency key (derived from the record's content), and the provider created the record a second time.
   const lostAnswer = (mem: ReturnType<typeof makeMemoryProvider>, entity = "contact") =>

@@ -145,6 +145,8 @@ interface Decision {
   refused: boolean
   /** For an adopted record: what its create agreed (the base). */
   adoptedBase: Obj | undefined
+  /** The app deleted it and the provider's record is already voided, deleted or archived. */
+  removedAtProvider: boolean
 }
 
 interface Resolved {
@@ -199,6 +201,9 @@ const failure = (e: unknown): { readonly info: ErrorInfo; readonly retry: boolea
   const info = errorInfo(e)
   return { info, retry: !permanent.has(info.tag) }
 }
+
+/** Canonical statuses of a provider record that is removed already (what a remove would have made it). */
+const removedStatuses = new Set(["voided", "deleted", "archived"])
 
 /** How long an unanswered create of ours keeps an unlinked provider record of the same entity from being pulled. */
 export const PENDING_CREATE_WINDOW_MS = 10 * 60_000
@@ -574,7 +579,8 @@ const decide = (
     written: undefined,
     removed: false,
     refused: false,
-    adoptedBase: undefined
+    adoptedBase: undefined,
+    removedAtProvider: false
   }
   if (d.error !== undefined) return d
   if (capabilities === undefined || d.spec === undefined) {
@@ -686,10 +692,14 @@ const decide = (
     return d
   }
   if (app.deleted) {
-    if ((canPush || dependency) && !link.providerDeleted) {
+    // Already voided, deleted or archived there (our own remove whose answer was lost, or the accountant's):
+    // removing it again would be refused ("not of valid status for modification"), and there is nothing to do.
+    const status = (loaded.provider?.record as { readonly status?: unknown } | undefined)?.status
+    d.removedAtProvider = typeof status === "string" && removedStatuses.has(status)
+    if ((canPush || dependency) && !link.providerDeleted && !d.removedAtProvider) {
       d.op = { kind: "remove", target: undefined, version: loaded.provider?.version ?? link.version, externalId: link.externalId, idempotencyKey: "" }
     } else {
-      d.note = "deleted in the app"
+      d.note = d.removedAtProvider ? "deleted in the app, already removed at the provider" : "deleted in the app"
     }
     return d
   }
@@ -1245,7 +1255,7 @@ const commit = (written: Written) =>
           externalId,
           version,
           providerHash: providerProjection === undefined ? null : Projection.projectionHash(providerProjection),
-          providerDeleted: d.removed || d.loaded.provider === null,
+          providerDeleted: d.removed || d.removedAtProvider || d.loaded.provider === null,
           providerUpdatedAt
         }
         const old = d.loaded.link
