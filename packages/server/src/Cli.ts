@@ -12,6 +12,7 @@ import { config } from "./cli/ConfigCommand.ts"
 import { conflicts } from "./cli/ConflictsCommand.ts"
 import { connections } from "./cli/ConnectionsCommand.ts"
 import { dlq } from "./cli/DlqCommand.ts"
+import { drift } from "./cli/DriftCommand.ts"
 import { replay } from "./cli/ReplayCommand.ts"
 import { sandbox } from "./cli/SandboxCommand.ts"
 import { serve } from "./cli/ServeCommand.ts"
@@ -28,7 +29,7 @@ export const concord = Command.make("concord").pipe(
   Command.withDescription("Concord: bidirectional sync and reconciliation between your platform and accounting providers"),
   Command.withSubcommands([
     { group: "Run", commands: [serve, sandbox, config] },
-    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit, backfill] },
+    { group: "Operate a running node (HTTP API)", commands: [connections, conflicts, audit, backfill, drift] },
     { group: "Operate the streams (NATS)", commands: [replay, dlq] }
   ])
 )
