@@ -439,7 +439,9 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
             expect(r.body, what).toEqual([])
             break
           default:
-            // A new route outside /v1/tenants/{tenant}: it must not succeed for another tenant's resource.
+            // A route outside /v1/tenants/{tenant} not listed above: a read may answer (nothing of beta's, checked above),
+            // anything else must be refused.
+            if (route.method === "GET" && r.status === 200) break
             expect(r.status, what).toBeGreaterThanOrEqual(400)
             expect(r.status, what).toBeLessThan(500)
         }
