@@ -809,6 +809,9 @@ const client = (context: ConnectionContext) =>
       }
     }
 
+    const alreadyRemoved = (current: Record<string, unknown>): boolean =>
+      current.Status === "VOIDED" || current.Status === "DELETED" || current.Status === "ARCHIVED" || current.ContactStatus === "ARCHIVED"
+
     const changeGroup = (collection: W.Collection, ops: ReadonlyArray<Changing>) =>
       Effect.gen(function*() {
         const out: Array<WriteResult | undefined> = ops.map(() => undefined)
@@ -831,6 +834,12 @@ const client = (context: ConnectionContext) =>
           const cur = current.get(op.externalId.toLowerCase())
           if (cur === undefined) {
             out[i] = failed(new NotFound({ ...errBase, entity, externalId: op.externalId }))
+            continue
+          }
+          // Removed already (our earlier remove whose answer was lost, or someone in Xero): Xero refuses to void a
+          // voided invoice ("not of valid status for modification"), and there is nothing left to do.
+          if (op._tag === "Remove" && alreadyRemoved(cur)) {
+            out[i] = { _tag: "Removed", entity, externalId: op.externalId }
             continue
           }
           const currentVersion = versionOfRaw(collection === "TrackingCategories" && M.splitOptionId(op.externalId) !== undefined ? "Options" : collection, cur)
