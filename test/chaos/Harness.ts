@@ -9,6 +9,8 @@ import * as XeroSandbox from "../../packages/providers/src/xero/Sandbox.ts"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
 import { databaseUrl, freshDatabase, uniqueName } from "../support/services.ts"
 import { check, type Observed } from "./Check.ts"
@@ -125,6 +127,8 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
   let nats: Awaited<ReturnType<typeof startPrivateNats>> | undefined
   let db: Awaited<ReturnType<typeof freshDatabase>> | undefined
   let engine: ChildEngine | undefined
+  /** Every engine process of the seed, in order (their output is kept when CHAOS_ENGINE_LOG names a directory). */
+  const engines: Array<ChildEngine> = []
   let stopping = false
   /** Engines the harness killed itself (the supervisor restarts only the others). */
   const killedByHarness = new WeakSet<ChildEngine>()
@@ -135,7 +139,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     const sandboxes: Record<Side, Sandbox> = { quickbooks: qbo, xero }
     nats = await startPrivateNats()
     db = await freshDatabase("concord_chaos")
-    const env: Record<string, string> = { NATS_URL: nats.url, CONCORD_ACK_WAIT_MS: "3000", CONCORD_MAX_DELIVER: "5", CONCORD_LOG_LEVEL: "warn" }
+    const env: Record<string, string> = { NATS_URL: nats.url, CONCORD_ACK_WAIT_MS: "3000", CONCORD_MAX_DELIVER: "5", CONCORD_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "warn" }
     for (const side of ["quickbooks", "xero"] as const) {
       const s = sandboxes[side]
       const p = side.toUpperCase()
@@ -171,6 +175,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
             env: { ...env, ...(crashAt === undefined ? {} : { CONCORD_CRASH_AT: crashAt }) }
           })
           engine = e
+          engines.push(e)
           port = Number(new URL(e.url).port)
           void e.exited.then(({ signal, code }) => {
             if (stopping || engine !== e || killedByHarness.has(e)) return
@@ -388,6 +393,12 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     }
     await Effect.runPromise(Scope.close(scope, Exit.void)).catch(() => {})
     await nats?.stop().catch(() => {})
+    const logDir = process.env.CHAOS_ENGINE_LOG
+    if (failures.length > 0 && logDir !== undefined && logDir !== "") {
+      mkdirSync(logDir, { recursive: true })
+      engines.forEach((e, i) => writeFileSync(join(logDir, `seed-${seed}-engine-${i + 1}.log`), e.output()))
+      note(`engine output: ${logDir}/seed-${seed}-engine-*.log`)
+    }
     if (failures.length > 0 && db !== undefined && process.env.CHAOS_KEEP_DB === "1") note(`database kept for inspection: ${db.name}`)
     else await db?.drop().catch(() => {})
   }

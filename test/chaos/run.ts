@@ -10,6 +10,10 @@
  * seed and `N passed, N failed`; exits 1 if any failed. A failing seed prints
  * its failures and its event history, shrunk to the shortest prefix of the
  * plan that still fails when it can.
+ *
+ * Diagnosis: CHAOS_ENGINE_LOG=<dir> writes every engine process's output of a
+ * failing seed there (CHAOS_LOG_LEVEL=info|debug makes it say more);
+ * CHAOS_KEEP_DB=1 keeps a failing seed's database.
  */
 import { runSeed, type SeedResult } from "./Harness.ts"
 import { shrink } from "./Shrink.ts"
