@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeMemoryProvider } from "../support/MemoryProvider.ts"
 import { eventually, startEngine, type TestEngine } from "../support/engine.ts"
 import { servicesAvailable } from "../support/services.ts"
+import { MAX_BODY_BYTES } from "../../packages/server/src/Server.ts"
 import {
   consumerIdle,
   contentTypes,
@@ -235,7 +236,7 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
     await ready()
   })
 
-  it("oversized bodies get a 4xx and store nothing", async () => {
+  it("oversized bodies get a 4xx (413 past the limit) and store nothing", async () => {
     const before = stable(await rowCounts(db))
     const key = keys[GAMMA] as string
     const big = (n: number) => JSON.stringify({ name: "x".repeat(n), roles: ["customer"], status: "active" })
@@ -253,6 +254,13 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
       expect(r.status, `${method} ${path} (${body.length} bytes) → ${r.status} ${r.text.slice(0, 200)}`).toBeGreaterThanOrEqual(400)
       expect(r.status, `${method} ${path} (${body.length} bytes) → ${r.status} ${r.text.slice(0, 200)}`).toBeLessThan(500)
     }
+    // Past the limit the body is not even read: 413, whoever sends it.
+    for (const [path, auth] of [[`/v1/tenants/${GAMMA}/records/contact/big-3`, key], [`/v1/tenants/${GAMMA}`, engine.adminKey]]) {
+      const r = await rawRequest(engine.url, "PUT", path as string, { headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" }, body: Buffer.alloc(MAX_BODY_BYTES + 1024, 32) })
+      expect(r.status, `${path} → ${r.text.slice(0, 200)}`).toBe(413)
+    }
+    const hook = await rawRequest(engine.url, "POST", "/webhooks/xero", { headers: { "content-type": "application/json" }, body: Buffer.alloc(MAX_BODY_BYTES + 1024, 32) })
+    expect(hook.status).toBe(413)
     await quiet()
     expect(stable(await rowCounts(db))).toEqual(before)
     await ready()

@@ -4,8 +4,8 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { CrashPoint } from "@concord/reconciler/Ports"
-import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { ByteSize, Effect, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
@@ -63,10 +63,15 @@ const routes = Layer.mergeAll(
   PrometheusMetrics.layerHttp({ path: "/metrics" })
 ).pipe(Layer.provide(handlers), Layer.provide(AuthenticationLive), Layer.provide(RequestErrorsLive))
 
+/** The largest request body the API reads (a tenant's YAML, a record, a webhook delivery are far smaller). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024
+
 const http = Layer.unwrap(
   Effect.gen(function*() {
     const settings = yield* Settings
     return HttpRouter.serve(routes, { disableLogger: true }).pipe(
+      // Bodies are read whole: refuse anything bigger than any request needs, before it is in memory.
+      Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES))),
       Layer.provide(NodeHttpServer.layer(createServer, { port: settings.port, host: settings.host }))
     )
   })
