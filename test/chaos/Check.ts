@@ -102,8 +102,9 @@ const journalDebits = (side: Side, w: Json): number =>
     ? (w.Line ?? []).filter((l: Json) => l.JournalEntryLineDetail?.PostingType === "Debit").reduce((s: number, l: Json) => s + minor(l.Amount), 0)
     : (w.JournalLines ?? []).filter((l: Json) => Number(l.LineAmount) > 0).reduce((s: number, l: Json) => s + minor(l.LineAmount), 0)
 
-export const check = async (o: Observed): Promise<ReadonlyArray<string>> => {
+export const check = async (o: Observed, settled: () => void = () => {}): Promise<ReadonlyArray<string>> => {
   const failures: Array<string> = [...await quiesce(o)]
+  settled()
   o.note(`quiet: ${o.accepted.length} accepted app changes, ${o.edits.length} accountant edits`)
   for (const side of sides) {
     const tenant = TENANT[side]

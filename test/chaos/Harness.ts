@@ -38,6 +38,8 @@ export interface SeedResult {
   /** What happened, in order: workload operations and faults as executed (with ms since start). */
   readonly history: ReadonlyArray<string>
   readonly steps: number
+  /** Where the time went (ms): setup, playing the plan, waiting for its background work (accountant edits, restarts), the clean restart, settling and checking. */
+  readonly phases: Readonly<Record<string, number>>
 }
 
 export const TENANT: Record<Side, string> = { quickbooks: "chaos-qbo", xero: "chaos-xero" }
@@ -117,6 +119,13 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
   const started = Date.now()
   const history: Array<string> = []
   const note = (line: string) => history.push(`${String(Date.now() - started).padStart(6)} ms  ${line}`)
+  const phases: Record<string, number> = {}
+  let lapAt = started
+  const lap = (phase: string) => {
+    const now = Date.now()
+    phases[phase] = now - lapAt
+    lapAt = now
+  }
   const log = options.log ?? (() => {})
   const full = plan(seed, { dropWebhooks: options.dropWebhooks ?? false, faults: options.faults ?? true, ...(options.operations === undefined ? {} : { operations: options.operations }) })
   const steps = full.steps.slice(0, options.steps ?? full.steps.length)
@@ -355,12 +364,15 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     }
 
     log(`seed ${seed}: ${steps.length} steps`)
+    lap("setup")
     for (const step of steps) {
       note(describeStep(step))
       await run(step)
     }
+    lap("plan")
     // Quiet: faults off, the engine up without a pending crash point, NATS up.
     await Promise.all(background)
+    lap("background")
     for (const t of timers) clearTimeout(t)
     timers.clear()
     for (const side of ["quickbooks", "xero"] as const) sandboxes[side].faults.reset()
@@ -370,6 +382,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     })
     await lifecycle
     note("quiescence: faults off, engine restarted clean")
+    lap("restart")
 
     const observed: Observed = {
       url,
@@ -381,7 +394,8 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
       note,
       anyFaultsOnWebhooks: steps.some(isFault)
     }
-    failures.push(...await check(observed))
+    failures.push(...await check(observed, () => lap("settle")))
+    lap("check")
   } catch (e) {
     failures.push(`harness error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`)
   } finally {
@@ -402,6 +416,6 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     if (failures.length > 0 && db !== undefined && process.env.CHAOS_KEEP_DB === "1") note(`database kept for inspection: ${db.name}`)
     else await db?.drop().catch(() => {})
   }
-  return { seed, ok: failures.length === 0, ms: Date.now() - started, failures, history, steps: steps.length }
+  return { seed, ok: failures.length === 0, ms: Date.now() - started, failures, history, steps: steps.length, phases }
 }
 

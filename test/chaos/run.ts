@@ -37,7 +37,8 @@ const results: Array<SeedResult> = []
 const started = Date.now()
 
 const report = (r: SeedResult, shrunk?: SeedResult) => {
-  console.log(`seed ${r.seed}: ${r.ok ? "passed" : "FAILED"} in ${(r.ms / 1000).toFixed(1)} s (${r.steps} steps)`)
+  const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(", ")
+  console.log(`seed ${r.seed}: ${r.ok ? "passed" : "FAILED"} in ${(r.ms / 1000).toFixed(1)} s (${r.steps} steps; ${phases})`)
   if (r.ok) return
   const shown = shrunk ?? r
   for (const f of shown.failures.slice(0, 20)) console.log(`  ✗ ${f}`)
