@@ -159,6 +159,10 @@ export const classifyLinked = (input: LinkedInput): ReadonlyArray<Finding> => {
   }
   const appProjection = Projection.project(app.data, spec)
   const providerProjection = Projection.project(provider, spec)
+  // Equal content hashes of the canonical projections mean no drift. Structurally equal projections hash
+  // alike, so the hashes (canonical JSON + SHA-256, which also equate the forms of one instant) are only
+  // computed when a quick structural comparison says the two differ.
+  if (Merge.equals(appProjection as Merge.Json, providerProjection as Merge.Json)) return []
   if (Hash.contentHash(appProjection) === Hash.contentHash(providerProjection)) return []
   const fields = differingFields(appProjection, providerProjection)
   return fields.length === 0 ? [] : [{ kind: "field_mismatch", ...at, fields }]

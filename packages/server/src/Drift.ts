@@ -45,7 +45,7 @@ import type { Resync } from "@concord/reconciler/Inbound"
 import { type AuditEntry, type ConnectionInfo, emptyCommit, type EntityType, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import * as Projection from "@concord/reconciler/Projection"
 import { PENDING_CREATE_WINDOW_MS } from "@concord/reconciler/Sync"
-import { Cause, Clock, Context, Cron, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Option, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { AckPolicy, DeliverPolicy, type JsMsg, nanos } from "nats"
 import { randomUUID } from "node:crypto"
@@ -250,12 +250,15 @@ const providerPage = (ctx: Ctx, entity: EntityType, spec: Projection.ProjectionS
     const { conn, runId } = ctx
     if (records.length === 0) return
     const ids = [...new Set(records.map((r) => r.externalId))]
-    yield* sql`INSERT INTO drift_seen (run_id, entity, external_id) SELECT ${runId}, ${entity}, unnest(${ids}::text[]) ON CONFLICT DO NOTHING`
+    // One statement: remember the listed ids (for the links the provider did not list) and read their links and app records.
     const linked = yield* sql<LinkedRow>`
+      WITH seen AS (
+        INSERT INTO drift_seen (run_id, entity, external_id) SELECT ${runId}, ${entity}, unnest(${ids}::text[]) ON CONFLICT DO NOTHING
+      )
       SELECT l.record_id, l.external_id, l.provider_deleted, l.updated_at AS link_updated,
         r.record_id IS NOT NULL AS has_app, r.data, r.deleted, r.updated_at AS record_updated
       FROM links l LEFT JOIN records r ON r.tenant_id = ${conn.tenantId} AND r.entity = l.entity AND r.record_id = l.record_id
-      WHERE l.connection_id = ${conn.id} AND l.entity = ${entity} AND l.external_id = ANY(${ids})`
+      WHERE l.connection_id = ${conn.id} AND l.entity = ${entity} AND l.external_id = ANY(${ids}::text[])`
     const byExternal = new Map(linked.map((l) => [l.external_id, l]))
     const translate = yield* toAppSpace(ctx, records, (p) => byExternal.get(p.externalId)?.record_id)
     const findings: Array<Drift.Finding> = []
@@ -749,17 +752,23 @@ export const execute = (runId: string) =>
         if (capabilities === undefined || !capabilities.read) continue
         const spec = Projection.specFor(capabilities, conn.config.mapping?.[entity])
         yield* progress(runId, 0, 0, `provider ${entity}`)
-        let cursor: string | undefined
-        do {
-          const page = yield* session.client.withPriority("background", session.client.listPage(entity, {
+        const list = (cursor: string | undefined) =>
+          session.client.withPriority("background", session.client.listPage(entity, {
             pageSize: PAGE_SIZE(),
             ...(cursor === undefined ? {} : { cursor })
           })).pipe(Effect.mapError((e) => new RunFailed({ message: `listing ${conn.provider} ${entity}: ${e.message}` })))
+        // The next page is listed while this one is compared (one page ahead: memory stays at two pages).
+        let pending = yield* Effect.forkChild(list(undefined))
+        for (;;) {
+          const page = yield* Fiber.join(pending)
+          if (page.next !== undefined) pending = yield* Effect.forkChild(list(page.next))
           yield* providerPage(ctx, entity, spec, page.records)
           yield* progress(runId, page.records.length, 0)
-          cursor = page.next
-        } while (cursor !== undefined)
+          if (page.next === undefined) break
+        }
         yield* progress(runId, 0, 0, `app ${entity}`)
+        // Fresh statistics for the seen ids, or the planner anti-joins a million links by scanning them one by one.
+        yield* sql`ANALYZE drift_seen`
         yield* unseenLinks(ctx, entity)
         yield* unlinkedApp(ctx, entity)
       }
