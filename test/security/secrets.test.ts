@@ -17,7 +17,10 @@
 import { hmacSha256Base64 } from "@concord/providers/Signatures"
 import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import * as XeroSandbox from "@concord/providers/xero/Sandbox"
+import Ajv2020 from "ajv/dist/2020.js"
 import { Effect, Exit, Scope } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../../packages/server/src/storage/Database.ts"
 import { ADMIN_KEY, callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
@@ -177,18 +180,36 @@ describe.skipIf(!servicesAvailable)("secrets stay secret; forged and replayed we
     expect(dump.length).toBeGreaterThan(10_000)
     const logs = node.output()
     expect(logs).toContain("Concord is running")
-    const streams = await withNats(async (nc) => {
+    const messages = await withNats(async (nc) => {
       const jsm = await nc.jetstreamManager()
-      const texts: Array<string> = []
+      const out: Array<{ subject: string; headers: string; data: string }> = []
       for (const stream of ["CONCORD_IN", "CONCORD_EVENTS", "CONCORD_DLQ"].map((s) => `${prefix.toUpperCase()}_${s}`)) {
         const info = await jsm.streams.info(stream)
         for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
           const m = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined)
-          if (m !== undefined) texts.push(`${m.subject} ${m.header?.toString() ?? ""} ${m.string()}`)
+          if (m !== undefined) out.push({ subject: m.subject.slice(prefix.length + 1), headers: m.header?.toString() ?? "", data: m.string() })
         }
       }
-      return texts.join("\n")
+      return out
     })
+    const streams = messages.map((m) => `${m.subject} ${m.headers} ${m.data}`).join("\n")
+    // Every message on the streams fits the JSON Schema published for its subject (deploy/schemas).
+    const ajv = new Ajv2020.default({ allErrors: true, strict: false })
+    const contract: Record<string, ReturnType<typeof ajv.compile>> = {}
+    const schemaFor = (subject: string) => {
+      const kind = subject.split(".")[1] as string
+      const file = { in: "inbound-message", changes: "change-event", conflicts: "conflict-event", drift: "drift-event", health: "health-event", dlq: "dead-letter" }[kind]
+      expect(file, `a message on ${subject}, which has no published schema`).toBeDefined()
+      contract[file as string] ??= ajv.compile(JSON.parse(readFileSync(join(import.meta.dirname, `../../deploy/schemas/${file}.schema.json`), "utf8")))
+      return contract[file as string] as ReturnType<typeof ajv.compile>
+    }
+    const kinds = new Set<string>()
+    for (const m of messages) {
+      const validate = schemaFor(m.subject)
+      kinds.add(m.subject.split(".")[1] as string)
+      expect(validate(JSON.parse(m.data)), `${m.subject}: ${m.data.slice(0, 300)} ${JSON.stringify(validate.errors)}`).toBe(true)
+    }
+    expect([...kinds]).toEqual(expect.arrayContaining(["in", "changes"]))
     expect(streams).toContain("app_change")
     // The scans see real data (so a leak would be found): the records, the provider accounts, the webhook notices.
     expect(dump).toContain("Customer 3")

@@ -1,6 +1,6 @@
 /**
  * Events Concord publishes on `CONCORD_EVENTS` (the public contract; their
- * JSON Schemas are generated into `deploy/events/`).
+ * JSON Schemas are generated into `deploy/schemas/`: `npm run schemas`).
  *
  * | subject | payload |
  * |---|---|

@@ -7,9 +7,7 @@ import { Canonical, Fields } from "@concord/core"
 import { Schema } from "effect"
 
 /** Tenant ids are subject tokens (`concord.in.<tenant>.…`). */
-const TenantToken = Schema.String.check(
-  Schema.makeFilter((s: string) => /^[A-Za-z0-9_-]{1,64}$/.test(s) || "Expected a tenant id of 1-64 letters, digits, '_' or '-'")
-)
+const TenantToken = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "Expected a tenant id of 1-64 letters, digits, '_' or '-'" }))
 
 /** The app changed (or deleted) a record. The record travels in the message. */
 export const AppChange = Schema.Struct({

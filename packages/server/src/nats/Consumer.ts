@@ -17,7 +17,7 @@ import { SqlClient } from "effect/sql"
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type JsMsg, nanos } from "nats"
 import { Metrics } from "../Observability.ts"
 import { Settings } from "../Settings.ts"
-import { Nats } from "./Nats.ts"
+import { Nats, type StreamNames } from "./Nats.ts"
 
 const decodeInbound = Schema.decodeUnknownExit(Schema.fromJsonString(InboundMessage))
 const decoder = new TextDecoder()
@@ -62,6 +62,18 @@ const route = (subject: string): { tenant: string; provider: string } => {
   return { tenant: parts[i + 1] ?? "unknown", provider: parts[i + 2] ?? "unknown" }
 }
 
+/** The durable pull consumer on `CONCORD_IN` that every node shares (also written to deploy/nats/). */
+export const consumerConfig = (names: StreamNames, ackWaitMs: number) => ({
+  durable_name: names.consumer,
+  ack_policy: AckPolicy.Explicit,
+  deliver_policy: DeliverPolicy.All,
+  // Short, so a crashed node's messages come back quickly; long batches heartbeat (working()).
+  ack_wait: nanos(ackWaitMs),
+  max_ack_pending: 20_000,
+  // Never given up by JetStream: the engine dead-letters after CONCORD_MAX_DELIVER attempts itself.
+  max_deliver: -1
+})
+
 export const run = Effect.gen(function*() {
   const nats = yield* Nats
   const settings = yield* Settings
@@ -70,15 +82,7 @@ export const run = Effect.gen(function*() {
   const client = yield* Connection.client
   const names = nats.names
 
-  const config = {
-    durable_name: names.consumer,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    // Short, so a crashed node's messages come back quickly; long batches heartbeat (working()).
-    ack_wait: nanos(settings.ackWaitMs),
-    max_ack_pending: 20_000,
-    max_deliver: -1
-  }
+  const config = consumerConfig(names, settings.ackWaitMs)
   yield* Effect.tryPromise(async () => {
     const exists = await nats.jsm.consumers.info(names.inbound, names.consumer).then(() => true, () => false)
     if (exists) await nats.jsm.consumers.update(names.inbound, names.consumer, config)
