@@ -210,6 +210,9 @@ const main = async () => {
       `  HTTP ingest (PUT → 202)     ${fmt(httpRate)}/s over ${fmt(HTTP_SAMPLE)} requests, 32 concurrent`,
       `  webhook → concord.changes   p50 ${percentile(fromWebhook, 50)} ms, p99 ${percentile(fromWebhook, 99)} ms over ${fromWebhook.length}/${EDITS} edits   target p50 < 100 ms, p99 < 1,000 ms`,
       `  edit → concord.changes      p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms (includes the provider's 200 ms notification batching)`,
+      // The naive alternative: no webhooks, poll the provider every 15 minutes. An edit lands at a uniformly random
+      // moment of the interval, so it waits 7.5 minutes on average and up to 15 before anyone sees it.
+      `  baseline: 15-minute polling edit → seen p50 450,000 ms, worst 900,000 ms: the webhook path's p50 is ${fmt(450_000 / Math.max(1, Number(percentile(latencies, 50))))}× sooner`,
       `  sandbox invoices            ${fmt(counts.reduce((s, c) => s + c, 0))} (expected ${fmt(CHANGES + HTTP_SAMPLE)}; ${duplicates > 0 ? `${duplicates} DUPLICATED` : duplicates < 0 ? `${-duplicates} MISSING` : "none lost, none duplicated"})`
     ].join("\n"))
     // What the engine complained about, if anything (counted by message).

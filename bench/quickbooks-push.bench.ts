@@ -7,6 +7,12 @@
  *   npm run bench -- quickbooks-push            # the 10,000-entry push, then a sustained run to 125 s
  *   npm run bench -- quickbooks-push --quick    # the 10,000-entry push only
  *   npm run bench -- quickbooks-push --entries 20000 --seconds 200
+ *   npm run bench -- quickbooks-push --baseline 1000   # naive baseline size (default 600; --no-baseline skips it)
+ *
+ * The naive baseline writes entries one request each (the adapter's
+ * single-entity endpoint, 10 at a time) against a fresh sandbox with the same
+ * limits: 500 requests a minute then caps it at 500 entries a minute, 30×
+ * below the batched ceiling.
  *
  * Both limits are sliding windows (the adapter's RateLimiter and the
  * sandbox's LimitEmulator): the first minute's 500 requests may start at
@@ -34,6 +40,7 @@ const quick = args.includes("--quick")
 const ENTRIES = arg("entries", 10_000)
 const SECONDS = arg("seconds", 125)
 const CEILING = 500 * 30
+const BASELINE = args.includes("--no-baseline") ? 0 : arg("baseline", 600)
 
 const journal = (n: number): Canonical.CanonicalRecord => ({
   entity: "journal_entry",
@@ -144,6 +151,32 @@ const program = Effect.gen(function*() {
   if (lost !== 0 || duplicated !== 0 || failed !== 0) {
     console.log("  FAILED: entries were lost, duplicated or refused")
     process.exitCode = 1
+  }
+
+  if (BASELINE > 0) {
+    // The naive way: one request per entry, on a fresh realm (its own limits), 10 at a time.
+    const nb = yield* start({ limits: true, seed: 7 })
+    const nt = nb.issueTokens()
+    const naiveTokens = yield* Tokens.makeTokenSource({
+      provider: QuickBooks,
+      app: { clientId: nb.clientId, clientSecret: Redacted.make(nb.clientSecret), redirectUri: "http://127.0.0.1/cb", endpoints: nb.endpoints },
+      connectionId: "naive",
+      store: Tokens.memoryTokenStore({ naive: { accessToken: Redacted.make(nt.access_token), refreshToken: Redacted.make(nt.refresh_token), accessTokenExpiresAt: Date.now() + nt.expires_in * 1000 } })
+    })
+    const naive = yield* makeClient({ connectionId: "naive", accountId: nb.realmId, baseUrl: nb.baseUrl, tokens: naiveTokens }, { batchSize: 30 })
+    let naiveRequests = 0
+    nb.onRequest((e) => {
+      if (e.method === "POST") naiveRequests++
+    })
+    console.log(`\nnaive baseline: ${fmt(BASELINE)} entries, one request each (no /batch), 10 at a time, same limits`)
+    const n0 = Date.now()
+    const rs = yield* Effect.forEach(ops(1_000_000, BASELINE), (op) => naive.write([op]), { concurrency: 10 })
+    const naiveSeconds = (Date.now() - n0) / 1000
+    const naiveFailed = rs.flat().filter((r) => r._tag !== "Written").length
+    const naiveRate = BASELINE / (naiveSeconds / 60)
+    console.log(`  time                 ${naiveSeconds.toFixed(1)} s for ${fmt(BASELINE)} entries in ${fmt(naiveRequests)} requests${naiveFailed > 0 ? ` (${naiveFailed} failed)` : ""}`)
+    console.log(`  operations/minute    ${fmt(naiveRate)} over this run; sustained ceiling 500/minute (500 requests × 1 entry) vs ${fmt(CEILING)}/minute batched = 30× less`)
+    console.log(`  10,000 entries       one by one ≥ ${fmt(((10_000 - 500) / 500) * 60)} s (the first 500 in a burst, then 500 a minute) vs ${pushSeconds.toFixed(1)} s batched above`)
   }
 })
 
