@@ -98,4 +98,35 @@ describe.skipIf(!servicesAvailable)("a lost create commit and its early echo", (
     expect(read.body.sync[0]).toMatchObject({ status: "synced", externalId: expect.stringContaining(String(customers[0]?.Id)) })
     await restarted.kill()
   }, 180_000)
+  // Found by the chaos harness (QuickBooks "Chaos inv-3 × 2", 6240 Duplicate Name): the app's next change, taken
+  // by the restarted engine before the lost create's message came back, was a create under another key.
+  it("creates a record changed while its create's answer is lost once, carrying the change", async () => {
+    const crashing = await start("after-provider-write")
+    const body = (email: string) => ({ name: "Changed customer", roles: ["customer"], email, status: "active" })
+    const first = await callApi(crashing.url, "PUT", "/v1/tenants/echo/records/contact/cust-2", { body: body("v1@example.com") })
+    expect(first.status).toBe(202)
+    expect((await crashing.exited).signal).toBe("SIGKILL")
+    const restarted = await start()
+    // Taken at once; the killed engine's message comes back only after the ack wait.
+    const second = await callApi(restarted.url, "PUT", "/v1/tenants/echo/records/contact/cust-2", { body: body("v2@example.com") })
+    expect(second.status).toBe(202)
+    for (const op of [first.body.operationId, second.body.operationId]) {
+      const settled = await eventually(async () => {
+        const r = await callApi(restarted.url, "GET", `/v1/operations/${op}`)
+        return r.body?.status === "accepted" ? undefined : r.body
+      }, 90_000, 250)
+      expect(settled.status, JSON.stringify(settled)).toBe("succeeded")
+    }
+    await sandbox.webhooksIdle()
+    const customers = sandbox.records(sandbox.accounts[0] as string, "contact").filter((r) => r.DisplayName === "Changed customer")
+    expect(customers).toHaveLength(1)
+    expect((customers[0]?.PrimaryEmailAddr as { Address?: string } | undefined)?.Address).toBe("v2@example.com")
+    const read = await callApi(restarted.url, "GET", "/v1/tenants/echo/records/contact/cust-2")
+    expect(read.body.sync[0]).toMatchObject({ status: "synced", externalId: expect.stringContaining(String(customers[0]?.Id)) })
+    const audit = await callApi(restarted.url, "GET", "/v1/tenants/echo/audit?after=0&limit=1000")
+    // One create, recovered from the lost answer (its request replayed), then the change as an update.
+    const writes = (audit.body as Array<{ recordId: string; action: string; detail?: { replayed?: boolean } }>).filter((r) => r.recordId === "cust-2" && r.action.startsWith("provider_"))
+    expect(writes.map((r) => [r.action, r.detail?.replayed === true])).toEqual([["provider_create", true], ["provider_update", false]])
+    await restarted.kill()
+  }, 180_000)
 })
