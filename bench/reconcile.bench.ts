@@ -35,6 +35,8 @@ const arg = (name: string, fallback: number): number => {
 }
 const RECORDS = arg("records", 1_000_000)
 const DRIFT = arg("drift", 10)
+/** `--engine-heap MB`: cap the engine's V8 old space (NODE_OPTIONS=--max-old-space-size), as a container limit would. */
+const ENGINE_HEAP = arg("engine-heap", 0)
 const TARGET_SECONDS = 60
 const TARGET_RSS_MB = 300
 
@@ -96,7 +98,8 @@ const main = async () => {
         CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
         CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
         CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-        CONCORD_QUICKBOOKS_UNLIMITED: "1"
+        CONCORD_QUICKBOOKS_UNLIMITED: "1",
+        ...(ENGINE_HEAP > 0 ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${ENGINE_HEAP}`.trim() } : {})
       }
     })
     const api = (method: string, path: string, o: { body?: unknown; raw?: string; contentType?: string } = {}) => callApi((engine as ChildEngine).url, method, path, o)

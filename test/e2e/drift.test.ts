@@ -211,8 +211,10 @@ describe.skipIf(!servicesAvailable)("reconciliation reports exactly the injected
         ...(baseline[s.provider] ?? []).map((x) => `missing_in_app contact - ${x}`)
       ].sort()
     }
-    // The injected edits are older than the run (the sandbox clocks have millisecond resolution).
-    await new Promise((r) => setTimeout(r, 20))
+    // The injected changes are older than the run, and more than a second older than the creates the live traffic
+    // below sends: a provider record linked to nothing that is not older than a create still unanswered may be
+    // that create (providers stamp whole seconds), which the run does not call drift.
+    await new Promise((r) => setTimeout(r, 1100))
 
     // 4. Reconcile while the app pushes changes and an accountant edits with webhooks on.
     for (const s of sides) {

@@ -243,15 +243,15 @@ const toAppSpace = (ctx: Ctx, records: ReadonlyArray<Provider.ProviderRecord>, r
 const keyExpression = (field: "number" | "name" | "code") =>
   field === "code" ? "lower(btrim(coalesce(r.data->>'code', r.data->>'name')))" : `lower(btrim(r.data->>'${field}'))`
 
-/** One page of provider records: compared with their links and app records. */
-const providerPage = (ctx: Ctx, entity: EntityType, spec: Projection.ProjectionSpec, records: ReadonlyArray<Provider.ProviderRecord>) =>
+/** The links and app records of a page of provider records (and the page's ids remembered as seen). */
+const lookupPage = (ctx: Ctx, entity: EntityType, records: ReadonlyArray<Provider.ProviderRecord>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const { conn, runId } = ctx
-    if (records.length === 0) return
+    if (records.length === 0) return []
     const ids = [...new Set(records.map((r) => r.externalId))]
     // One statement: remember the listed ids (for the links the provider did not list) and read their links and app records.
-    const linked = yield* sql<LinkedRow>`
+    return yield* sql<LinkedRow>`
       WITH seen AS (
         INSERT INTO drift_seen (run_id, entity, external_id) SELECT ${runId}, ${entity}, unnest(${ids}::text[]) ON CONFLICT DO NOTHING
       )
@@ -259,6 +259,20 @@ const providerPage = (ctx: Ctx, entity: EntityType, spec: Projection.ProjectionS
         r.record_id IS NOT NULL AS has_app, r.data, r.deleted, r.updated_at AS record_updated
       FROM links l LEFT JOIN records r ON r.tenant_id = ${conn.tenantId} AND r.entity = l.entity AND r.record_id = l.record_id
       WHERE l.connection_id = ${conn.id} AND l.entity = ${entity} AND l.external_id = ANY(${ids}::text[])`
+  })
+
+/** One page of provider records compared with their links and app records. */
+const comparePage = (
+  ctx: Ctx,
+  entity: EntityType,
+  spec: Projection.ProjectionSpec,
+  records: ReadonlyArray<Provider.ProviderRecord>,
+  linked: ReadonlyArray<LinkedRow>
+) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { conn, runId } = ctx
+    if (records.length === 0) return
     const byExternal = new Map(linked.map((l) => [l.external_id, l]))
     const translate = yield* toAppSpace(ctx, records, (p) => byExternal.get(p.externalId)?.record_id)
     const findings: Array<Drift.Finding> = []
@@ -752,18 +766,29 @@ export const execute = (runId: string) =>
         if (capabilities === undefined || !capabilities.read) continue
         const spec = Projection.specFor(capabilities, conn.config.mapping?.[entity])
         yield* progress(runId, 0, 0, `provider ${entity}`)
-        const list = (cursor: string | undefined) =>
+        const fetch = (cursor: string | undefined) =>
           session.client.withPriority("background", session.client.listPage(entity, {
             pageSize: PAGE_SIZE(),
             ...(cursor === undefined ? {} : { cursor })
-          })).pipe(Effect.mapError((e) => new RunFailed({ message: `listing ${conn.provider} ${entity}: ${e.message}` })))
-        // The next page is listed while this one is compared (one page ahead: memory stays at two pages).
-        let pending = yield* Effect.forkChild(list(undefined))
+          })).pipe(
+            Effect.mapError((e) => new RunFailed({ message: `listing ${conn.provider} ${entity}: ${e.message}` })),
+            Effect.flatMap((page) => lookupPage(ctx, entity, page.records).pipe(Effect.map((linked) => ({ page, linked }))))
+          )
+        // The next page is listed and looked up while this one is compared (one page ahead: memory stays at two pages).
+        let pending = yield* Effect.forkChild(fetch(undefined))
+        let listed = 0
+        let reported = yield* Clock.currentTimeMillis
         for (;;) {
-          const page = yield* Fiber.join(pending)
-          if (page.next !== undefined) pending = yield* Effect.forkChild(list(page.next))
-          yield* providerPage(ctx, entity, spec, page.records)
-          yield* progress(runId, page.records.length, 0)
+          const { page, linked } = yield* Fiber.join(pending)
+          if (page.next !== undefined) pending = yield* Effect.forkChild(fetch(page.next))
+          yield* comparePage(ctx, entity, spec, page.records, linked)
+          listed += page.records.length
+          const now = yield* Clock.currentTimeMillis
+          if (now - reported >= 500 || page.next === undefined) {
+            yield* progress(runId, listed, 0)
+            listed = 0
+            reported = now
+          }
           if (page.next === undefined) break
         }
         yield* progress(runId, 0, 0, `app ${entity}`)
@@ -891,10 +916,11 @@ const service = Effect.gen(function*() {
 
   // The scheduler: due runs by each connection's cron (claimed in drift_schedule by one node), and runs left by dead nodes.
   const tick = Effect.gen(function*() {
-    yield* sql`
+    const dead = yield* sql<{ id: string }>`
       UPDATE drift_runs SET status = 'failed', finished_at = now(), phase = NULL,
         error = 'the node running it stopped (no heartbeat); the next run starts afresh'
-      WHERE status = 'running' AND heartbeat_at < ${new Date(Date.now() - STALE_MS())}`
+      WHERE status = 'running' AND heartbeat_at < ${new Date(Date.now() - STALE_MS())} RETURNING id`
+    for (const d of dead) yield* sql`DELETE FROM drift_seen WHERE run_id = ${d.id}`
     const conns = yield* sql<{ id: string; tenant_id: string; provider: string; config: unknown }>`
       SELECT c.id, c.tenant_id, c.provider, t.config FROM connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.status = 'active'`
     const now = yield* Clock.currentTimeMillis
