@@ -34,6 +34,9 @@ export interface TokenSourceOptions {
   readonly onRefresh?: Effect.Effect<void>
 }
 
+/** How many times a refreshed token's save is retried (100 ms doubling to 2 s: about half a minute) before the caller hears of it. */
+const SAVE_ATTEMPTS = 20
+
 export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<TokenSource> =>
   Effect.sync(() => {
     const ahead = options.refreshAheadMs ?? 5 * 60_000
@@ -79,11 +82,23 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
       })
     )
 
+    /**
+     * While a refreshed token is not stored, the process holds the only working refresh token: keep trying
+     * to store it (the database may be briefly unreachable) rather than leave a crash a longer window to lose it.
+     */
+    const refreshAndStore: Effect.Effect<TokenSet, NeedsReauth | ProviderUnavailable> = Effect.gen(function*() {
+      for (let attempt = 0; ; attempt++) {
+        const exit = yield* Effect.exit(refreshNow)
+        if (exit._tag === "Success" || unsaved === undefined || attempt >= SAVE_ATTEMPTS) return yield* exit
+        yield* Effect.sleep(Math.min(2000, 100 * 2 ** attempt))
+      }
+    })
+
     const singleFlight: Effect.Effect<TokenSet, NeedsReauth | ProviderUnavailable> = Effect.suspend(() => {
       if (inFlight !== undefined) return Deferred.await(inFlight)
       const d = Deferred.makeUnsafe<TokenSet, NeedsReauth | ProviderUnavailable>()
       inFlight = d
-      return refreshNow.pipe(
+      return refreshAndStore.pipe(
         // Only now (the store's transaction committed) are the tokens safe.
         Effect.tap((t) =>
           Effect.sync(() => {

@@ -109,24 +109,39 @@ describe("token source", () => {
     }))
   // Found by the chaos harness: Postgres connections terminated while QuickBooks answered a refresh; the
   // rotated refresh token was never stored, the next refresh used the retired one and the grant was lost.
-  it.effect("keeps a refreshed token whose save failed and saves it next time, never refreshing with the retired one", () =>
+  it.effect("keeps a refreshed token whose save failed and keeps saving it, never refreshing with the retired one", () =>
     Effect.gen(function*() {
       const { provider, calls } = fakeProvider()
       const store = Tokens.memoryTokenStore({ c1: tokenSet(1, 0) })
-      let failSaves = 1
+      let failSaves = 3
       const flaky: Tokens.TokenStore = {
         ...store,
         save: (id, t) => (failSaves-- > 0 ? Effect.die(new Error("connection terminated")) : store.save(id, t))
       }
       const source = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: flaky })
-      const first = yield* Effect.forkChild(Effect.exit(source.accessToken))
-      yield* TestClock.adjust("20 millis")
-      expect(Exit.isFailure(yield* Fiber.join(first))).toBe(true)
-      const second = yield* Effect.forkChild(source.accessToken)
-      yield* TestClock.adjust("20 millis")
-      expect(Redacted.value(yield* Fiber.join(second))).toBe("access-2")
+      const fiber = yield* Effect.forkChild(source.accessToken)
+      yield* TestClock.adjust("2 seconds")
+      expect(Redacted.value(yield* Fiber.join(fiber))).toBe("access-2")
       expect(calls).toEqual(["refresh-1"])
       expect(store.saved.map((s) => Redacted.value(s.tokens.refreshToken))).toEqual(["refresh-2"])
+      expect(store.needsReauth.size).toBe(0)
+    }))
+
+  it.effect("a store down for longer fails the caller, and the next caller stores the token in hand", () =>
+    Effect.gen(function*() {
+      const { provider, calls } = fakeProvider()
+      const store = Tokens.memoryTokenStore({ c1: tokenSet(1, 0) })
+      let down = true
+      const flaky: Tokens.TokenStore = { ...store, save: (id, t) => (down ? Effect.die(new Error("database unreachable")) : store.save(id, t)) }
+      const source = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: flaky })
+      const first = yield* Effect.forkChild(Effect.exit(source.accessToken))
+      yield* TestClock.adjust("2 minutes")
+      expect(Exit.isFailure(yield* Fiber.join(first))).toBe(true)
+      down = false
+      const second = yield* Effect.forkChild(source.accessToken)
+      yield* TestClock.adjust("1 second")
+      expect(Redacted.value(yield* Fiber.join(second))).toBe("access-2")
+      expect(calls).toEqual(["refresh-1"])
       expect(store.needsReauth.size).toBe(0)
     }))
 })
