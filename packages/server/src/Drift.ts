@@ -47,6 +47,7 @@ import * as Projection from "@concord/reconciler/Projection"
 import { PENDING_CREATE_WINDOW_MS } from "@concord/reconciler/Sync"
 import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Option, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { Activity, Workflow, WorkflowEngine } from "effect/workflow"
 import { AckPolicy, DeliverPolicy, type JsMsg, nanos } from "nats"
 import { randomUUID } from "node:crypto"
 import { Conflict, type DriftItemView, type DriftRunDetail, type DriftRunView, NotFound, type ReconcileRequest, Unprocessable } from "./api/Api.ts"
@@ -73,7 +74,7 @@ const APP_PAGE = 2000
 /** How often the scheduler looks for due runs and for runs whose node died. */
 const TICK_MS = () => envNumber("CONCORD_DRIFT_TICK_MS", 30_000)
 /** A running run without a heartbeat for this long was left by a node that stopped. */
-const STALE_MS = () => envNumber("CONCORD_DRIFT_STALE_MS", 120_000)
+const STALE_MS = () => envNumber("CONCORD_DRIFT_STALE_MS", 15 * 60_000)
 
 // ---------------------------------------------------------------------------
 // Rows and views
@@ -211,7 +212,7 @@ const insertFindings = (runId: string, findings: ReadonlyArray<Drift.Finding>) =
         kind: f.kind,
         fields: JSON.stringify(f.fields),
         detail: f.detail === undefined ? null : JSON.stringify(f.detail)
-      }))))}`
+      }))))} ON CONFLICT (run_id, entity, kind, (coalesce(record_id, '')), (coalesce(external_id, ''))) DO NOTHING`
     }
   })
 
@@ -600,12 +601,14 @@ const finish = (ctx: Ctx, explained: number) =>
     const total = Object.values(counts).reduce((a, b) => a + b, 0)
     const at = new Date(yield* Clock.currentTimeMillis)
     yield* sql.withTransaction(Effect.gen(function*() {
-      yield* sql`
+      const updated = yield* sql<{ id: string }>`
         UPDATE drift_runs SET status = 'completed', phase = NULL, finished_at = ${at}, heartbeat_at = ${at}, explained = ${explained},
           missing_in_provider = ${counts.missing_in_provider}, missing_in_app = ${counts.missing_in_app},
           field_mismatch = ${counts.field_mismatch}, duplicate_in_provider = ${counts.duplicate_in_provider},
           unbalanced = ${counts.unbalanced}, orphan_link = ${counts.orphan_link}
-        WHERE id = ${runId} AND status = 'running'`
+        WHERE id = ${runId} AND status = 'running' RETURNING id`
+      // Finished already (this step is being done again after a crash): the event and audit row exist.
+      if (updated.length === 0) return
       yield* Audit.append(conn.tenantId, [{
         connectionId: conn.id,
         action: "drift_run",
@@ -745,26 +748,64 @@ const getPath = (value: unknown, segments: ReadonlyArray<string | number>): unkn
   return v
 }
 
-/** Runs a reconciliation that has its `drift_runs` row; never fails (a failure is recorded on the row). */
-export const execute = (runId: string) =>
+/** Provider pages one workflow step compares before it commits its checkpoint. */
+const PAGES_PER_STEP = () => envNumber("CONCORD_DRIFT_PAGES_PER_STEP", 25)
+
+interface StepRow extends RunRow {
+  readonly stage: "provider" | "app" | "settle" | "resolve" | "done"
+  readonly entity_index: number
+  readonly cursor: string | null
+  readonly steps: number
+  readonly checkpoint_records: string | number
+}
+
+/** Where the run goes after a step, committed only if no other execution of this step committed first. */
+const advance = (runId: string, step: number, next: { readonly stage: StepRow["stage"]; readonly entityIndex: number; readonly cursor: string | null }) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      UPDATE drift_runs SET stage = ${next.stage}, entity_index = ${next.entityIndex}, cursor = ${next.cursor}, steps = steps + 1,
+        checkpoint_records = provider_records, heartbeat_at = now()
+      WHERE id = ${runId} AND steps = ${step}`
+    return { done: next.stage === "done" }
+  })
+
+/**
+ * Step `step` of a run: the next batch of provider pages of the current entity,
+ * or that entity's app side, or settling and finishing, or auto-resolving,
+ * whichever the run's committed checkpoint says comes next. Every step is
+ * idempotent (items are unique per record and kind, seen ids are a set,
+ * settling and resolving only touch what is left), so a step interrupted by
+ * a crash is simply done again when the workflow resumes.
+ */
+const runStep = (runId: string, step: number) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const sessions = yield* ProviderSessions
-    const rows = yield* sql<RunRow>`SELECT * FROM drift_runs WHERE id = ${runId}`
+    const rows = yield* sql<StepRow>`SELECT * FROM drift_runs WHERE id = ${runId}`
     const row = rows[0]
-    if (row === undefined || row.status !== "running") return
+    if (row === undefined || row.status === "failed") return { done: true }
+    // A step whose checkpoint committed before its result was stored: answer what it committed.
+    if (row.steps > step) return { done: row.steps === step + 1 && row.stage === "done" ? true : false }
+    if (row.steps < step) return yield* new RunFailed({ message: `run ${runId} is at step ${row.steps}, not ${step}: its checkpoint was changed by hand` })
+    if (row.stage === "done") return { done: true }
     const found = yield* loadConnection(row.connection_id)
     if (Option.isNone(found)) return yield* new RunFailed({ message: `connection ${row.connection_id} no longer exists` })
     const conn = found.value
-    if (conn.status !== "active") return yield* new RunFailed({ message: `connection ${conn.id} is ${conn.status}; reconcile it once it is active` })
-    yield* Effect.scoped(Effect.gen(function*() {
+    if (conn.status !== "active" && row.stage !== "resolve") return yield* new RunFailed({ message: `connection ${conn.id} is ${conn.status}; reconcile it once it is active` })
+    return yield* Effect.scoped(Effect.gen(function*() {
       const session = yield* sessions.open(conn).pipe(Effect.mapError((e) => new RunFailed({ message: e.message })))
       const ctx: Ctx = { runId, conn, startedAt: millis(row.started_at), client: session.client, provider: session.provider }
-      const entities = (json(row.entities) as Array<string>).filter(Drift.isEntity)
-      for (const entity of entities) {
-        const capabilities = session.provider.entities[entity]
-        if (capabilities === undefined || !capabilities.read) continue
-        const spec = Projection.specFor(capabilities, conn.config.mapping?.[entity])
+      const entities = (json(row.entities) as Array<string>).filter(Drift.isEntity).filter((e) => session.provider.entities[e]?.read === true)
+      const entity = entities[row.entity_index]
+      const nextEntity = row.entity_index + 1 < entities.length
+        ? { stage: "provider" as const, entityIndex: row.entity_index + 1, cursor: null }
+        : { stage: "settle" as const, entityIndex: row.entity_index, cursor: null }
+
+      if ((row.stage === "provider" || row.stage === "app") && entity === undefined) return yield* advance(runId, step, { ...nextEntity, stage: "settle" })
+
+      if (row.stage === "provider" && entity !== undefined) {
+        const spec = Projection.specFor(session.provider.entities[entity] as Provider.EntityCapabilities, conn.config.mapping?.[entity])
         yield* progress(runId, 0, 0, `provider ${entity}`)
         const fetch = (cursor: string | undefined) =>
           session.client.withPriority("background", session.client.listPage(entity, {
@@ -775,36 +816,51 @@ export const execute = (runId: string) =>
             Effect.flatMap((page) => lookupPage(ctx, entity, page.records).pipe(Effect.map((linked) => ({ page, linked }))))
           )
         // The next page is listed and looked up while this one is compared (one page ahead: memory stays at two pages).
-        let pending = yield* Effect.forkChild(fetch(undefined))
+        const base = Number(row.checkpoint_records)
+        let pending = yield* Effect.forkChild(fetch(row.cursor ?? undefined))
         let listed = 0
         let reported = yield* Clock.currentTimeMillis
-        for (;;) {
+        let cursor: string | undefined
+        for (let n = 1;; n++) {
           const { page, linked } = yield* Fiber.join(pending)
-          if (page.next !== undefined) pending = yield* Effect.forkChild(fetch(page.next))
+          const more = page.next !== undefined && n < PAGES_PER_STEP()
+          if (more) pending = yield* Effect.forkChild(fetch(page.next))
           yield* comparePage(ctx, entity, spec, page.records, linked)
           listed += page.records.length
           const now = yield* Clock.currentTimeMillis
-          if (now - reported >= 500 || page.next === undefined) {
-            yield* progress(runId, listed, 0)
-            listed = 0
+          if (now - reported >= 500 || !more) {
+            yield* sql`UPDATE drift_runs SET provider_records = ${base + listed}, heartbeat_at = now() WHERE id = ${runId}`
             reported = now
           }
-          if (page.next === undefined) break
+          cursor = page.next
+          if (!more) break
         }
+        return yield* advance(runId, step, cursor === undefined
+          ? { stage: "app", entityIndex: row.entity_index, cursor: null }
+          : { stage: "provider", entityIndex: row.entity_index, cursor })
+      }
+
+      if (row.stage === "app" && entity !== undefined) {
         yield* progress(runId, 0, 0, `app ${entity}`)
         // Fresh statistics for the seen ids, or the planner anti-joins a million links by scanning them one by one.
         yield* sql`ANALYZE drift_seen`
         yield* unseenLinks(ctx, entity)
         yield* unlinkedApp(ctx, entity)
+        return yield* advance(runId, step, nextEntity)
       }
-      yield* progress(runId, 0, 0, "settling")
-      const explained = yield* settle(ctx)
-      const total = yield* finish(ctx, explained)
-      yield* Effect.logInfo(`reconciliation ${runId} of ${conn.id} completed: ${total} drift items (${explained} explained by in-flight work)`)
-      if (total > 0 && conn.config.reconciliation?.autoResolve !== false) {
-        const resolved = yield* autoResolve(ctx)
-        if (resolved > 0) yield* Effect.logInfo(`reconciliation ${runId}: ${resolved} items auto-resolved`)
+
+      if (row.stage === "settle") {
+        yield* progress(runId, 0, 0, "settling")
+        const explained = yield* settle(ctx)
+        const total = yield* finish(ctx, explained)
+        yield* Effect.logInfo(`reconciliation ${runId} of ${conn.id} completed: ${total} drift items (${explained} explained by in-flight work)`)
+        const resolve = total > 0 && conn.config.reconciliation?.autoResolve !== false
+        return yield* advance(runId, step, { stage: resolve ? "resolve" : "done", entityIndex: row.entity_index, cursor: null })
       }
+
+      const resolved = yield* autoResolve(ctx)
+      if (resolved > 0) yield* Effect.logInfo(`reconciliation ${runId}: ${resolved} items auto-resolved`)
+      return yield* advance(runId, step, { stage: "done", entityIndex: row.entity_index, cursor: null })
     }))
   }).pipe(
     Effect.catchCause((cause) => {
@@ -813,12 +869,35 @@ export const execute = (runId: string) =>
       return Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* Effect.logWarning(`reconciliation ${runId} failed: ${message}`, cause)
-        yield* sql`UPDATE drift_runs SET status = 'failed', error = ${message}, finished_at = now(), phase = NULL WHERE id = ${runId} AND status = 'running'`
+        yield* sql`UPDATE drift_runs SET status = 'failed', stage = 'done', error = ${message}, finished_at = now(), phase = NULL WHERE id = ${runId} AND status = 'running'`
         yield* sql`DELETE FROM drift_seen WHERE run_id = ${runId}`
-      }).pipe(Effect.ignore)
+      }).pipe(Effect.ignore, Effect.as({ done: true }))
     }),
-    Effect.annotateLogs({ drift: runId })
+    Effect.annotateLogs({ drift: runId, step })
   )
+
+/**
+ * A run is an `effect/workflow` workflow on the cluster's workflow engine: one
+ * activity per step. Killed anywhere, it is resumed by the cluster (this node
+ * restarted, or another that takes the shard): completed steps replay from
+ * storage, the interrupted one runs again from the run's committed checkpoint.
+ */
+export const DriftWorkflow = Workflow.make("DriftRun", {
+  payload: { runId: Schema.String },
+  idempotencyKey: ({ runId }) => runId,
+  success: Schema.Struct({ done: Schema.Boolean })
+})
+
+const StepResult = Schema.Struct({ done: Schema.Boolean })
+
+const workflowLayer = DriftWorkflow.toLayer(({ runId }) =>
+  Effect.gen(function*() {
+    for (let step = 0;; step++) {
+      const result = yield* Activity.make({ name: `step-${step}`, success: StepResult, execute: runStep(runId, step) })
+      if (result.done) return result
+    }
+  })
+)
 
 // ---------------------------------------------------------------------------
 // The service behind the API, and the scheduler
@@ -836,9 +915,10 @@ const newRunId = () => `dr_${randomUUID().replace(/-/g, "").slice(0, 20)}`
 const service = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const tenants = yield* Tenants
-  const scope = yield* Effect.scope
-  const context = yield* Effect.context<SqlClient.SqlClient | ProviderSessions | SyncStore | Nats>()
+  const engine = yield* WorkflowEngine.WorkflowEngine
   const orDie = <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.orDie(e)
+  const launch = (runId: string) =>
+    DriftWorkflow.execute({ runId }, { discard: true }).pipe(Effect.provideService(WorkflowEngine.WorkflowEngine, engine), Effect.asVoid)
 
   /** Inserts a running run (none if one is running already) and starts it on this node. */
   const begin = (conn: { readonly id: string; readonly tenantId: string; readonly provider: string }, trigger: "scheduled" | "manual", by: string, entities: ReadonlyArray<string>) =>
@@ -851,7 +931,7 @@ const service = Effect.gen(function*() {
         RETURNING *`
       const row = inserted[0]
       if (row === undefined) return Option.none<RunRow>()
-      yield* Effect.forkIn(execute(id).pipe(Effect.provide(context)), scope)
+      yield* launch(id)
       return Option.some(row)
     })
 
@@ -947,6 +1027,10 @@ const service = Effect.gen(function*() {
     }
   }).pipe(Effect.catchCause((c) => Effect.logWarning("drift scheduler tick failed", Cause.squash(c))))
 
+  // Belt and braces: a run inserted by a node that died before starting its workflow (starting one that exists joins it).
+  const running = yield* sql<{ id: string }>`SELECT id FROM drift_runs WHERE status = 'running'`.pipe(Effect.orElseSucceed(() => []))
+  for (const r of running) yield* launch(r.id).pipe(Effect.catchCause((c) => Effect.logWarning(`reconciliation ${r.id} could not be resumed`, Cause.squash(c))))
+
   yield* Effect.forkScoped(tick.pipe(Effect.repeat(Schedule.spaced(Duration.millis(TICK_MS())))))
 
   return DriftRuns.of({
@@ -956,4 +1040,5 @@ const service = Effect.gen(function*() {
   })
 })
 
-export const layer = Layer.effect(DriftRuns, service)
+/** The workflow registered with the engine, and the service (needs the cluster, the store, sessions, NATS, tenants). */
+export const layer = Layer.effect(DriftRuns, service).pipe(Layer.provideMerge(workflowLayer))

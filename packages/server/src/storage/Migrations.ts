@@ -381,6 +381,19 @@ const m0011 = Effect.gen(function*() {
       FROM drift_runs r JOIN drift_items i ON i.run_id = r.id`
 })
 
+/** Reconciliation runs are resumable workflows: each run's committed checkpoint, and items unique per record and kind. */
+const m0012 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE drift_runs
+      ADD COLUMN stage text NOT NULL DEFAULT 'provider' CHECK (stage IN ('provider', 'app', 'settle', 'resolve', 'done')),
+      ADD COLUMN entity_index integer NOT NULL DEFAULT 0,
+      ADD COLUMN cursor text,
+      ADD COLUMN steps integer NOT NULL DEFAULT 0,
+      ADD COLUMN checkpoint_records bigint NOT NULL DEFAULT 0`
+  yield* sql`CREATE UNIQUE INDEX drift_items_once ON drift_items (run_id, entity, kind, (coalesce(record_id, '')), (coalesce(external_id, '')))`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -392,7 +405,8 @@ export const migrations = {
   "8_polling": m0008,
   "9_backfills": m0009,
   "10_idempotency_answers": m0010,
-  "11_drift": m0011
+  "11_drift": m0011,
+  "12_drift_checkpoints": m0012
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
