@@ -34,6 +34,14 @@ export interface TokenSourceOptions {
   readonly onRefresh?: Effect.Effect<void>
 }
 
+/**
+ * Refreshed tokens not known to be stored, by provider and connection: the only copy of the live refresh
+ * token. Process-wide, because a connection can have several token sources in one process (the sync
+ * session, the poller, a backfill): none of them may refresh with the retired token while another holds
+ * the new one.
+ */
+const unsavedTokens = new Map<string, TokenSet>()
+
 /** How many times a refreshed token's save is retried (100 ms doubling to 2 s: about half a minute) before the caller hears of it. */
 const SAVE_ATTEMPTS = 20
 
@@ -41,8 +49,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
   Effect.sync(() => {
     const ahead = options.refreshAheadMs ?? 5 * 60_000
     let current: TokenSet | undefined
-    /** Refreshed, but not known to be stored: the only copy of the live refresh token. */
-    let unsaved: TokenSet | undefined
+    const unsavedKey = `${options.provider.id}|${options.connectionId}`
     let inFlight: Deferred.Deferred<TokenSet, NeedsReauth | ProviderUnavailable> | undefined
 
     const fresh = (t: TokenSet | undefined, now: number): t is TokenSet => t !== undefined && t.accessTokenExpiresAt - ahead > now
@@ -52,7 +59,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         // Our last refresh whose save failed: store it now; its refresh token is the only one that still works.
-        const pending = unsaved
+        const pending = unsavedTokens.get(unsavedKey)
         if (pending !== undefined) {
           yield* options.store.save(options.connectionId, pending)
           return pending
@@ -75,7 +82,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
           )
         )
         // Persist the rotated refresh token before anyone uses the new access token.
-        unsaved = next
+        unsavedTokens.set(unsavedKey, next)
         yield* options.store.save(options.connectionId, next)
         if (options.onRefresh !== undefined) yield* options.onRefresh
         return next
@@ -89,7 +96,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
     const refreshAndStore: Effect.Effect<TokenSet, NeedsReauth | ProviderUnavailable> = Effect.gen(function*() {
       for (let attempt = 0; ; attempt++) {
         const exit = yield* Effect.exit(refreshNow)
-        if (exit._tag === "Success" || unsaved === undefined || attempt >= SAVE_ATTEMPTS) return yield* exit
+        if (exit._tag === "Success" || !unsavedTokens.has(unsavedKey) || attempt >= SAVE_ATTEMPTS) return yield* exit
         yield* Effect.sleep(Math.min(2000, 100 * 2 ** attempt))
       }
     })
@@ -103,7 +110,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
         Effect.tap((t) =>
           Effect.sync(() => {
             current = t
-            if (unsaved === t) unsaved = undefined
+            if (unsavedTokens.get(unsavedKey) === t) unsavedTokens.delete(unsavedKey)
           })
         ),
         Effect.onExit((exit) =>

@@ -127,18 +127,20 @@ describe("token source", () => {
       expect(store.needsReauth.size).toBe(0)
     }))
 
-  it.effect("a store down for longer fails the caller, and the next caller stores the token in hand", () =>
+  it.effect("a store down for longer fails the caller, and the next caller (any token source of the connection) stores the token in hand", () =>
     Effect.gen(function*() {
       const { provider, calls } = fakeProvider()
       const store = Tokens.memoryTokenStore({ c1: tokenSet(1, 0) })
       let down = true
       const flaky: Tokens.TokenStore = { ...store, save: (id, t) => (down ? Effect.die(new Error("database unreachable")) : store.save(id, t)) }
       const source = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: flaky })
+      // Another token source of the same connection in this process (the poller's, a backfill's).
+      const other = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: flaky })
       const first = yield* Effect.forkChild(Effect.exit(source.accessToken))
       yield* TestClock.adjust("2 minutes")
       expect(Exit.isFailure(yield* Fiber.join(first))).toBe(true)
       down = false
-      const second = yield* Effect.forkChild(source.accessToken)
+      const second = yield* Effect.forkChild(other.accessToken)
       yield* TestClock.adjust("1 second")
       expect(Redacted.value(yield* Fiber.join(second))).toBe("access-2")
       expect(calls).toEqual(["refresh-1"])
