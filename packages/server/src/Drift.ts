@@ -31,10 +31,13 @@
  * conflicts for mismatched fields; each resolution is audited and recorded
  * on its item in the same transaction.
  *
- * One run per connection at a time (a unique index on running runs), on
- * whichever node claims it: scheduled runs are claimed in `drift_schedule`
- * (the connection's cron, UTC) by one node; a run whose node stops sending
- * heartbeats is marked failed by the others.
+ * One run per connection at a time (a unique index on running runs).
+ * Scheduled runs are claimed in `drift_schedule` (the connection's cron, UTC)
+ * by one node. A run is an `effect/workflow` workflow whose steps commit a
+ * checkpoint (entity, provider cursor, stage) in its `drift_runs` row: killed
+ * anywhere, it resumes at its last checkpoint on this node restarted or on
+ * another. A run that nevertheless stops sending heartbeats (15 minutes) is
+ * marked failed, so the connection can be reconciled again.
  */
 import { Refs } from "@concord/core"
 import type { Provider } from "@concord/providers"
@@ -749,7 +752,7 @@ const getPath = (value: unknown, segments: ReadonlyArray<string | number>): unkn
 }
 
 /** Provider pages one workflow step compares before it commits its checkpoint. */
-const PAGES_PER_STEP = () => envNumber("CONCORD_DRIFT_PAGES_PER_STEP", 25)
+const PAGES_PER_STEP = () => envNumber("CONCORD_DRIFT_PAGES_PER_STEP", 100)
 
 interface StepRow extends RunRow {
   readonly stage: "provider" | "app" | "settle" | "resolve" | "done"
