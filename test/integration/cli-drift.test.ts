@@ -111,6 +111,10 @@ describe.skipIf(!servicesAvailable)("concord drift (real engine, Postgres, NATS)
     const again = await concord(["drift", "reconcile-now", "--tenant", "acme", "--connection", "acme-mem", "--wait"], env)
     expect(again.code, again.stderr).toBe(0)
     expect(again.stdout).toContain("drift      0 items")
+    // Counted in the metrics.
+    const metrics = await fetch(`${engine.url}/metrics`).then((r) => r.text())
+    expect(metrics).toMatch(/concord_drift_items_total\{[^}]*kind="field_mismatch"[^}]*\} 1/)
+    expect(metrics).toMatch(/concord_drift_runs_total\{[^}]*status="completed"[^}]*\} 2/)
     // Each resolution is in the audit log.
     const audit = await engine.call("GET", `/v1/tenants/acme/audit?limit=100`, { key: engine.adminKey })
     expect(audit.body.filter((a: { action: string; correlation?: string }) => a.action === "drift_resolved")).toHaveLength(2)

@@ -48,7 +48,7 @@ import type { Resync } from "@concord/reconciler/Inbound"
 import { type AuditEntry, type ConnectionInfo, emptyCommit, type EntityType, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import * as Projection from "@concord/reconciler/Projection"
 import { PENDING_CREATE_WINDOW_MS } from "@concord/reconciler/Sync"
-import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Option, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "effect/workflow"
 import { AckPolicy, DeliverPolicy, type JsMsg, nanos } from "nats"
@@ -167,6 +167,22 @@ const toItemView = (r: ItemRow): DriftItemView => ({
   detail: r.detail === null ? null : json(r.detail),
   resolution: r.resolution,
   resolvedAt: r.resolved_at === null ? null : iso(r.resolved_at)
+})
+
+// ---------------------------------------------------------------------------
+// Metrics
+
+const itemsMetric = Metric.counter("concord_drift_items_total", {
+  description: "Drift items found by completed reconciliation runs, by provider and kind",
+  incremental: true
+})
+const runsMetric = Metric.counter("concord_drift_runs_total", {
+  description: "Reconciliation runs finished, by provider and status (completed, failed)",
+  incremental: true
+})
+const recordsMetric = Metric.counter("concord_drift_records_total", {
+  description: "Provider records compared by reconciliation runs, by provider",
+  incremental: true
 })
 
 // ---------------------------------------------------------------------------
@@ -603,6 +619,7 @@ const finish = (ctx: Ctx, explained: number) =>
     const counts = yield* countsOf(runId)
     const total = Object.values(counts).reduce((a, b) => a + b, 0)
     const at = new Date(yield* Clock.currentTimeMillis)
+    let finishedHere = false
     yield* sql.withTransaction(Effect.gen(function*() {
       const updated = yield* sql<{ id: string }>`
         UPDATE drift_runs SET status = 'completed', phase = NULL, finished_at = ${at}, heartbeat_at = ${at}, explained = ${explained},
@@ -612,6 +629,7 @@ const finish = (ctx: Ctx, explained: number) =>
         WHERE id = ${runId} AND status = 'running' RETURNING id`
       // Finished already (this step is being done again after a crash): the event and audit row exist.
       if (updated.length === 0) return
+      finishedHere = true
       yield* Audit.append(conn.tenantId, [{
         connectionId: conn.id,
         action: "drift_run",
@@ -635,6 +653,12 @@ const finish = (ctx: Ctx, explained: number) =>
       }
     }))
     yield* sql`DELETE FROM drift_seen WHERE run_id = ${runId}`
+    if (finishedHere) {
+      yield* Metric.update(Metric.withAttributes(runsMetric, { provider: conn.provider, status: "completed" }), 1)
+      for (const [kind, n] of Object.entries(counts)) {
+        if (n > 0) yield* Metric.update(Metric.withAttributes(itemsMetric, { provider: conn.provider, kind }), n)
+      }
+    }
     return total
   })
 
@@ -829,6 +853,7 @@ const runStep = (runId: string, step: number) =>
           const more = page.next !== undefined && n < PAGES_PER_STEP()
           if (more) pending = yield* Effect.forkChild(fetch(page.next))
           yield* comparePage(ctx, entity, spec, page.records, linked)
+          yield* Metric.update(Metric.withAttributes(recordsMetric, { provider: conn.provider }), page.records.length)
           listed += page.records.length
           const now = yield* Clock.currentTimeMillis
           if (now - reported >= 500 || !more) {
@@ -872,7 +897,10 @@ const runStep = (runId: string, step: number) =>
       return Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* Effect.logWarning(`reconciliation ${runId} failed: ${message}`, cause)
-        yield* sql`UPDATE drift_runs SET status = 'failed', stage = 'done', error = ${message}, finished_at = now(), phase = NULL WHERE id = ${runId} AND status = 'running'`
+        const failed = yield* sql<{ provider: string }>`
+          UPDATE drift_runs SET status = 'failed', stage = 'done', error = ${message}, finished_at = now(), phase = NULL
+          WHERE id = ${runId} AND status = 'running' RETURNING provider`
+        if (failed[0] !== undefined) yield* Metric.update(Metric.withAttributes(runsMetric, { provider: failed[0].provider, status: "failed" }), 1)
         yield* sql`DELETE FROM drift_seen WHERE run_id = ${runId}`
       }).pipe(Effect.ignore, Effect.as({ done: true }))
     }),
