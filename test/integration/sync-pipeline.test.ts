@@ -285,6 +285,23 @@ describe.skipIf(!servicesAvailable)("sync pipeline on Postgres", () => {
       expect(outcome?._tag === "Dead" && outcome.error.message).toContain("could post it twice")
       expect(mem.records("contact")).toHaveLength(1)
     }).pipe(Effect.provide(layer())))
+  // Found by the final reconciliation of chaos seed 59: a redelivered delete (the record not read again, as it
+  // is known removed) rewrote the link as not deleted at the provider, which drift then reported as live there.
+  it.effect("a redelivered app delete keeps the link deleted at the provider", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`TRUNCATE tenants CASCADE`
+      const { run } = yield* setup()
+      yield* run([appChange(contact), appChange(invoice())])
+      const del = () => ({ key: `m${++seq}`, entity: "invoice" as const, recordId: "inv-1", source: "app" as const, appChange: { record: invoice() as never, deleted: true, seq } })
+      yield* run([del()])
+      const deleted = () => sql<{ provider_deleted: boolean }>`SELECT provider_deleted FROM links WHERE entity = 'invoice' AND record_id = 'inv-1'`
+      expect(yield* deleted()).toEqual([{ provider_deleted: true }])
+      const again = yield* run([del()])
+      expect([...again.outcomes.values()]).toEqual([expect.objectContaining({ _tag: "Done" })])
+      expect(yield* deleted()).toEqual([{ provider_deleted: true }])
+    }).pipe(Effect.provide(layer())))
+
   // Found by the chaos harness (Xero seed 6): our void's answer was lost to a SIGKILL; the retry re-read the
   // voided invoice, voided it again and Xero refused ("Invoice not of valid status for modification").
   it.effect("an app delete of a record already voided at the provider removes nothing more", () =>

@@ -1255,7 +1255,9 @@ const commit = (written: Written) =>
           externalId,
           version,
           providerHash: providerProjection === undefined ? null : Projection.projectionHash(providerProjection),
-          providerDeleted: d.removed || d.removedAtProvider || d.loaded.provider === null,
+          // Deleted there: removed now, found removed, or known removed and not read again (a redelivered delete).
+          providerDeleted: d.removed || d.removedAtProvider || d.loaded.provider === null ||
+            (d.loaded.provider === undefined && d.loaded.link?.providerDeleted === true),
           providerUpdatedAt
         }
         const old = d.loaded.link
