@@ -203,24 +203,28 @@ export const check = async (o: Observed, settled: () => void = () => {}): Promis
     const verify = await callApi(o.url, "GET", `/v1/tenants/${tenant}/audit/verify`)
     if (verify.body?.ok !== true) fail(`the audit chain does not verify: ${JSON.stringify(verify.body)}`)
 
-    // A final reconciliation through the engine, where the engine offers one.
-    const started = await callApi(o.url, "POST", `/v1/tenants/${tenant}/connections/${CONNECTION[side]}/reconciliations`, { body: {} })
-    if (started.status === 404 && JSON.stringify(started.body ?? "").includes("reconcil") === false) {
-      o.note(`${side}: the engine has no on-demand reconciliation endpoint; drift checked directly against the sandbox`)
-    } else if (started.status >= 200 && started.status < 300) {
-      const runId = String(started.body.runId ?? started.body.id)
-      const run = await eventually(async () => {
-        const r = await callApi(o.url, "GET", `/v1/tenants/${tenant}/drift/runs/${runId}`)
-        return r.status === 200 && r.body.status !== "running" && r.body.status !== "pending" ? r.body : undefined
+    // A final full-state reconciliation through the engine (drift runs): it must find nothing.
+    const started = await callApi(o.url, "POST", `/v1/tenants/${tenant}/connections/${CONNECTION[side]}/drift/reconcile`, { body: {} })
+    if (started.status !== 202) {
+      fail(`starting the final reconciliation answered ${started.status}: ${JSON.stringify(started.body)}`)
+    } else {
+      const runId = String(started.body.id)
+      const detail = await eventually(async () => {
+        const r = await callApi(o.url, "GET", `/v1/tenants/${tenant}/drift/runs/${runId}?limit=20`)
+        return r.status === 200 && r.body.run?.status !== "running" ? r.body : undefined
       }, 120_000, 250).catch((e) => {
-        fail(`reconciliation run ${runId} did not finish: ${String(e)}`)
+        fail(`the final reconciliation ${runId} did not finish: ${String(e)}`)
         return undefined
       })
-      const items = (run?.items ?? []) as Array<Json>
-      const count = Number(run?.itemCount ?? run?.drift ?? items.length)
-      if (run !== undefined && (count > 0 || items.length > 0)) fail(`the final reconciliation found drift: ${JSON.stringify(items.slice(0, 5))}`)
-    } else {
-      fail(`starting a reconciliation answered ${started.status}: ${JSON.stringify(started.body)}`)
+      if (detail !== undefined) {
+        const run = detail.run as Json
+        o.note(`${side}: final reconciliation ${runId}: ${run.status}, ${run.total} drift item(s), ${run.explained} explained by in-flight work`)
+        if (run.status !== "completed") fail(`the final reconciliation ${runId} ${run.status}: ${String(run.error)}`)
+        else if (Number(run.total) > 0) {
+          const items = (detail.items as Array<Json>).map((i) => `${i.kind} ${i.entity} ${i.recordId ?? "-"}/${i.externalId ?? "-"} ${JSON.stringify(i.fields)} ${JSON.stringify(i.detail)}`)
+          fail(`the final reconciliation found ${run.total} drift item(s): ${items.join("; ")}`)
+        }
+      }
     }
   }
   return failures

@@ -12,6 +12,7 @@ import { SqlClient } from "effect/sql"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { eventually } from "../support/engine.ts"
 import { databaseUrl, freshDatabase, uniqueName } from "../support/services.ts"
 import { check, type Observed } from "./Check.ts"
 import { startPrivateNats } from "./PrivateNats.ts"
@@ -222,6 +223,19 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
         body: { accountId: s.accounts[0], accessToken: t.access_token, refreshToken: t.refresh_token, expiresIn: t.expires_in }
       })
       if (creds.status !== 200) throw new Error(`credentials ${side}: ${creds.status} ${JSON.stringify(creds.body)}`)
+    }
+    // Onboarding: import what the sandboxes hold already (their chart of accounts, QuickBooks' sample customer
+    // and vendor), as an operator does when connecting; the final reconciliation then finds only the workload's doing.
+    for (const side of ["quickbooks", "xero"] as const) {
+      const started = await callApi(url, "POST", `/v1/tenants/${TENANT[side]}/connections/${CONNECTION[side]}/backfills`, { body: { entities: ["account", "contact"] } })
+      if (started.status !== 202) throw new Error(`backfill ${side}: ${started.status} ${JSON.stringify(started.body)}`)
+      for (const b of started.body.backfills as Array<{ id: string }>) {
+        const done = await eventually(async () => {
+          const r = await callApi(url, "GET", `/v1/tenants/${TENANT[side]}/backfills/${b.id}`)
+          return r.status === 200 && r.body.status !== "running" ? r.body : undefined
+        }, 60_000, 100)
+        if (done.status !== "completed" || done.failed > 0) throw new Error(`backfill ${side} ${b.id}: ${JSON.stringify(done)}`)
+      }
     }
 
     // App calls are retried as an app would while the engine is down or NATS is unavailable.
