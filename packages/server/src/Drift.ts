@@ -336,7 +336,7 @@ const comparePage = (
           provider: u.record,
           sameKey: u.key === undefined ? undefined : sameKey.get(u.key)
         })
-        if (finding !== undefined) findings.push(finding)
+        if (finding !== undefined) findings.push({ ...finding, detail: { ...finding.detail, providerUpdatedAt: u.p.updatedAt } })
       }
     }
     yield* insertFindings(runId, findings)
@@ -478,6 +478,31 @@ const inFlight = (conn: ConnectionInfo) =>
     return { records, externals } satisfies InFlight
   })
 
+/**
+ * The provider's records of `entity` changed since shortly before the run
+ * started, from its change feed (`listPage` with `modifiedSince`): a set as
+ * large as the changes made during the run, not the entity. Undefined when
+ * the provider cannot list changes: each item's record is then read again.
+ */
+const changedSince = (ctx: Ctx, entity: EntityType) =>
+  Effect.gen(function*() {
+    const capabilities = ctx.provider.entities[entity]
+    if (capabilities === undefined || !capabilities.changeFeed) return undefined
+    const out = new Set<string>()
+    // The query starts a little early (providers filter on whole seconds); records are then kept by their own time.
+    const modifiedSince = new Date(ctx.startedAt - 2_000).toISOString()
+    let cursor: string | undefined
+    do {
+      const page = yield* ctx.client.withPriority("background", ctx.client.listPage(entity, { pageSize: PAGE_SIZE(), modifiedSince, ...(cursor === undefined ? {} : { cursor }) })).pipe(
+        Effect.mapError((e) => new RunFailed({ message: `listing ${ctx.conn.provider} ${entity} changed since the run started: ${e.message}` }))
+      )
+      // Changed at or after the start: the records the provider pass skipped or may have seen before they changed.
+      for (const r of page.records) if (Date.parse(r.updatedAt) >= ctx.startedAt) out.add(r.externalId)
+      cursor = page.next
+    } while (cursor !== undefined)
+    return out as ReadonlySet<string>
+  })
+
 /** Re-checks every item of the run against current state; drops what in-flight work explains. */
 const settle = (ctx: Ctx) =>
   Effect.gen(function*() {
@@ -486,6 +511,7 @@ const settle = (ctx: Ctx) =>
     const { conn, runId } = ctx
     const flight = yield* inFlight(conn)
     const now = yield* Clock.currentTimeMillis
+    const changed = new Map<EntityType, ReadonlySet<string> | undefined>()
     let explained = 0
     let after = 0
     for (;;) {
@@ -495,7 +521,9 @@ const settle = (ctx: Ctx) =>
       const drop: Array<number> = []
       const update: Array<{ id: number; fields: ReadonlyArray<Drift.DriftField> }> = []
       for (const item of items) {
-        const verdict = yield* recheck(ctx, item, flight, now, store)
+        const entity = item.entity as EntityType
+        if (!changed.has(entity)) changed.set(entity, yield* changedSince(ctx, entity))
+        const verdict = yield* recheck(ctx, item, flight, changed.get(entity), now, store)
         if (verdict === undefined) drop.push(Number(item.id))
         else if (verdict.fields !== undefined) update.push({ id: Number(item.id), fields: verdict.fields })
       }
@@ -514,6 +542,7 @@ const recheck = (
   ctx: Ctx,
   item: ItemRow,
   flight: InFlight,
+  changed: ReadonlySet<string> | undefined,
   now: number,
   store: SyncStore["Service"]
 ) =>
@@ -546,8 +575,46 @@ const recheck = (
       if (r !== undefined) appRow = { data: json(r.data) as Obj, deleted: r.deleted, updated: millis(r.updated_at) }
       if (appRow !== undefined && appRow.updated >= ctx.startedAt) return undefined
     }
-    // The provider's record as it is now.
     const externalId = link?.external_id ?? item.external_id
+    // The item names a link that is gone (or another one) now: the pipeline changed it; not drift.
+    if (!duplicate && item.external_id !== null && item.record_id !== null && (link === undefined || link.external_id !== item.external_id)) return undefined
+    const fieldsNow = (fields: ReadonlyArray<Drift.DriftField>, recordId: string) =>
+      Effect.gen(function*() {
+        // Fields already under review are conflicts, not drift.
+        const open = yield* store.openConflicts(conn.id, entity, [recordId])
+        const openPaths = new Set(open.map((c) => c.path))
+        const left = fields.filter((f) => !openPaths.has(f.path) && !open.some((c) => c.path === "(record)"))
+        return left.length === 0 ? undefined : { fields: left }
+      })
+    const mayBeOurCreate = (providerUpdatedAt: string) =>
+      Effect.gen(function*() {
+        // Only a create sent before the provider record last changed can be its origin.
+        const origin = yield* sql<{ n: string }>`
+          SELECT count(*) AS n FROM idempotency i
+          WHERE i.connection_id = ${conn.id} AND i.entity = ${entity} AND i.operation = 'create' AND i.external_id IS NULL
+            AND i.batch_key IS NOT NULL AND i.created_at > ${new Date(now - PENDING_CREATE_WINDOW_MS)}
+            AND i.created_at <= ${new Date(Date.parse(providerUpdatedAt) + 1000)}
+            AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)`
+        return Number(origin[0]?.n ?? 0) > 0
+      })
+    if (externalId !== null && changed !== undefined) {
+      // The provider's change feed says whether the record changed since it was listed: no need to read it again.
+      if (changed.has(externalId)) return undefined
+      const detail = (item.detail === null ? {} : json(item.detail)) as { providerUpdatedAt?: string }
+      if (link === undefined) {
+        if (item.kind !== "missing_in_app" && item.kind !== "duplicate_in_provider") return undefined
+        if (detail.providerUpdatedAt !== undefined && (yield* mayBeOurCreate(detail.providerUpdatedAt))) return undefined
+        return { fields: undefined }
+      }
+      const alive = link.has_app && link.deleted !== true
+      const consistent = item.kind === "orphan_link" ? !link.has_app
+        : item.kind === "missing_in_app" ? link.has_app && link.deleted === true && !link.provider_deleted
+        : alive
+      if (!consistent) return undefined
+      if (item.kind === "field_mismatch") return yield* fieldsNow(json(item.fields) as Array<Drift.DriftField>, link.record_id)
+      return { fields: undefined }
+    }
+    // The provider's record as it is now.
     let current: Provider.ProviderRecord | null = null
     if (externalId !== null) {
       const read = yield* Effect.exit(client.withPriority("background", client.read(entity, externalId)))
@@ -576,14 +643,7 @@ const recheck = (
     } else if (item.kind === "missing_in_app" || item.kind === "duplicate_in_provider") {
       // Still linked to nothing? A provider record that may be our own unanswered create is not drift yet.
       if (current === null || (current.record as unknown as Obj).status === "deleted") return undefined
-      // Only a create sent before the provider record last changed can be its origin.
-      const origin = yield* sql<{ n: string }>`
-        SELECT count(*) AS n FROM idempotency i
-        WHERE i.connection_id = ${conn.id} AND i.entity = ${entity} AND i.operation = 'create' AND i.external_id IS NULL
-          AND i.batch_key IS NOT NULL AND i.created_at > ${new Date(now - PENDING_CREATE_WINDOW_MS)}
-          AND i.created_at <= ${new Date(Date.parse(current.updatedAt) + 1000)}
-          AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)`
-      if (Number(origin[0]?.n ?? 0) > 0) return undefined
+      if (yield* mayBeOurCreate(current.updatedAt)) return undefined
       return { fields: undefined }
     } else if (item.record_id !== null && appRow !== undefined) {
       findings = Drift.classifyUnlinkedApp({ entity, recordId: item.record_id, deleted: appRow.deleted, direction: directionOf(conn, entity) })
@@ -593,11 +653,7 @@ const recheck = (
     const same = findings.find((f) => f.kind === item.kind)
     if (same === undefined) return undefined
     if (same.kind !== "field_mismatch" || link === undefined) return { fields: undefined }
-    // Fields already under review are conflicts, not drift.
-    const open = yield* store.openConflicts(conn.id, entity, [link.record_id])
-    const openPaths = new Set(open.map((c) => c.path))
-    const fields = same.fields.filter((f) => !openPaths.has(f.path) && !open.some((c) => c.path === "(record)"))
-    return fields.length === 0 ? undefined : { fields }
+    return yield* fieldsNow(same.fields, link.record_id)
   })
 
 // ---------------------------------------------------------------------------
