@@ -123,6 +123,27 @@ describe.skipIf(!servicesAvailable)("HTTP API end to end (real Postgres and NATS
     expect(mem.records("invoice").filter((r) => r.contactId === mem.records("contact")[0]?.externalId)).toHaveLength(1)
   })
 
+  // Found by the chaos harness: app changes were deduplicated by content, so a resent request (or A → B → A)
+  // stayed "accepted" for ever with no audit row, and the second A never undid B.
+  it("processes every accepted change, also one that repeats earlier content", async () => {
+    const put = (email: string) =>
+      engine.call("PUT", "/v1/tenants/acme/records/contact/c-aba", { key: acmeKey, body: { name: "Repeat customer", roles: ["customer"], email, status: "active" } })
+    const ops: Array<string> = []
+    for (const email of ["a@example.com", "a@example.com", "b@example.com", "a@example.com"]) {
+      const r = await put(email)
+      expect(r.status).toBe(202)
+      ops.push(r.body.operationId)
+    }
+    for (const id of ops) expect((await waitOperation(id)).status).toBe("succeeded")
+    const read = await engine.call("GET", "/v1/tenants/acme/records/contact/c-aba", { key: acmeKey })
+    expect(read.body.record.email).toBe("a@example.com")
+    const ext = read.body.sync[0].externalId as string
+    await eventually(async () => (mem.records("contact").find((c) => c.externalId === ext)?.email === "a@example.com" ? true : undefined))
+    const audit = await engine.call("GET", "/v1/tenants/acme/audit?after=0&limit=1000", { key: acmeKey })
+    const audited = new Set((audit.body as Array<{ action: string; correlationId: string }>).filter((r) => r.action === "app_change").map((r) => r.correlationId))
+    for (const id of ops) expect(audited.has(id), id).toBe(true)
+  })
+
   it("posts a POS sale through the GL rules as a balanced journal, and names a missing rule", async () => {
     const sale = await engine.call("POST", "/v1/tenants/acme/transactions", {
       key: acmeKey,

@@ -22,11 +22,16 @@ export class IngestFailed extends Schema.TaggedError<IngestFailed>()("IngestFail
   }
 }
 
-/** The content hash that dedupes a message: what changed, not when or by which request. */
+/**
+ * The hash that dedupes a message. A provider notice is what changed, not when or by which request. An app
+ * change is its operation: the app may send the same content again as a new request (a retry whose answer it
+ * lost, or A → B → A), and each accepted operation must be processed and audited; deduping it by content
+ * left such an operation "accepted" for ever and could drop the A that undoes B (found by the chaos harness).
+ */
 export const messageId = (m: InboundMessage): string => {
   switch (m.kind) {
     case "app_change":
-      return Hash.contentHash(["app", m.connectionId, m.entity, m.recordId, m.deleted === true, m.record ?? null])
+      return Hash.contentHash(["app", m.connectionId, m.entity, m.recordId, m.operationId ?? null, m.deleted === true, m.record ?? null])
     case "provider_change":
       // Not the operation: a webhook's "create" and a poll's "update" of the same change are one message.
       return Hash.contentHash(["provider", m.connectionId, m.entity, m.externalId, m.occurredAt])
