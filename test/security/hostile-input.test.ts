@@ -70,7 +70,7 @@ glRules:
 const WEBHOOK_SECRET = { quickbooks: "qbo-verifier-token-for-fuzzing", xero: "xero-webhook-key-for-fuzzing" }
 
 /** Tables that change by themselves (heartbeats, poll bookkeeping), left out of "nothing stored". */
-const volatile = /(^|\.)(poll_state|cluster_\w+|sync_cursors|workflow_\w+)$/
+const volatile = /(^|\.)(poll_state|cluster_\w+|sync_cursors|workflow_\w+|drift_schedule)$/
 
 const stable = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).filter(([t]) => !volatile.test(t)))
 

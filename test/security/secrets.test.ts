@@ -155,6 +155,8 @@ describe.skipIf(!servicesAvailable)("secrets stay secret; forged and replayed we
     qbo.accountantEdit(qbo.accounts[0] as string, "contact", (await linkOf("s-qbo", "c-0")), { CompanyName: "Edited in QuickBooks" })
     await qbo.webhooksIdle()
     await xero.webhooksIdle()
+    // …and the edit comes out as a concord.changes event for the app.
+    await eventually(async () => ((await withNats((nc) => streamMessages(nc, `${prefix.toUpperCase()}_CONCORD_EVENTS`, `${prefix}.concord.changes.>`))) > 0 ? true : undefined), 60_000)
 
     const secrets: Array<[string, string]> = [
       ...issuedTokens(qbo).map((t) => ["a QuickBooks token", t] as [string, string]),
