@@ -39,6 +39,8 @@ const arg = (name: string, fallback: number): number => {
 }
 const RECORDS = arg("records", 1_000_000)
 const DRIFT = arg("drift", 10)
+/** `--unlinked N`: the last N sandbox customers are not in the app (a first run on a connection nobody backfilled). */
+const UNLINKED = arg("unlinked", 0)
 /** `--engine-heap MB`: cap the engine's V8 old space (NODE_OPTIONS=--max-old-space-size), as a container limit would. */
 const ENGINE_HEAP = arg("engine-heap", 0)
 const TARGET_SECONDS = 60
@@ -75,7 +77,7 @@ const treeRss = (pid: number) => tree(pid).reduce((n, p) => n + rssBytes(p), 0)
 const main = async () => {
   const scope = Effect.runSync(Scope.make())
   const t0 = Date.now()
-  console.log(`reconcile bench: ${fmt(RECORDS)} QuickBooks customers, ${DRIFT} of them drifted`)
+  console.log(`reconcile bench: ${fmt(RECORDS)} QuickBooks customers, ${DRIFT} of them drifted${UNLINKED > 0 ? `, ${fmt(UNLINKED)} not in the app` : ""}`)
   const sandbox = await Effect.runPromise(QuickBooksSandbox.start({ limits: false }).pipe(Scope.provide(scope)))
   const realm = sandbox.realmId
   const wire: Array<{ id: string; data: string }> = []
@@ -127,12 +129,14 @@ connections:
 
     // The app side, in bulk: records and links as a completed sync leaves them.
     const t1 = Date.now()
-    const drifted = new Set(Array.from({ length: Math.min(DRIFT, RECORDS) }, (_, k) => Math.floor(((k + 0.5) * RECORDS) / Math.max(1, DRIFT))))
+    const inApp = RECORDS - Math.min(UNLINKED, RECORDS)
+    const drifted = new Set(Array.from({ length: Math.min(DRIFT, inApp) }, (_, k) => Math.floor(((k + 0.5) * inApp) / Math.max(1, DRIFT))))
     await Effect.runPromise(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const CHUNK = 20_000
-      for (let from = 0; from < wire.length; from += CHUNK) {
-        const part = wire.slice(from, from + CHUNK)
+      const linked = wire.length - Math.min(UNLINKED, wire.length)
+      for (let from = 0; from < linked; from += CHUNK) {
+        const part = wire.slice(from, Math.min(from + CHUNK, linked))
         const ids = part.map((_, k) => `c-${String(from + k).padStart(7, "0")}`)
         const data = part.map((w, k) => (drifted.has(from + k) ? w.data.replace(/"email":"[^"]*"/, `"email":"changed${from + k}@example.com"`) : w.data))
         yield* sql`
@@ -176,13 +180,13 @@ connections:
     const peakMb = peak / 2 ** 20
     console.log("")
     console.log(`records reconciled   ${fmt(run.providerRecords)} provider, ${fmt(run.appRecords)} app-side rows read after the provider pass`)
-    console.log(`drift found          ${run.total} (${Object.entries(run.counts).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}); planted ${drifted.size} field mismatches (+ ${run.providerRecords - RECORDS} sandbox defaults the app never had)`)
+    console.log(`drift found          ${run.total} (${Object.entries(run.counts).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}); planted ${drifted.size} field mismatches (+ ${run.providerRecords - RECORDS} sandbox defaults the app never had${UNLINKED > 0 ? `, + ${Math.min(UNLINKED, RECORDS)} customers never linked` : ""})`)
     console.log(`time                 ${fmt(seconds, 1)} s        target < ${TARGET_SECONDS} s   ${seconds < TARGET_SECONDS ? "OK" : "MISSED"}`)
     console.log(`rate                 ${fmt(rate)} records/s`)
     console.log(`engine peak RSS      ${fmt(peakMb)} MB        target < ${TARGET_RSS_MB} MB  ${peakMb < TARGET_RSS_MB ? "OK" : "MISSED"} (idle before the run: ${fmt(idleRss / 2 ** 20)} MB)`)
     console.log(`engine heap          ${ENGINE_HEAP > 0 ? `old space capped at ${ENGINE_HEAP} MB (--max-old-space-size)` : "Node's default (V8 grows the heap lazily under this allocation rate; --engine-heap 128 caps it as a container limit would)"}`)
     // The sandbox's company comes with a customer and a vendor the app never had: missing in the app.
-    const extra = run.providerRecords - RECORDS
+    const extra = run.providerRecords - RECORDS + Math.min(UNLINKED, RECORDS)
     if (run.counts.field_mismatch !== drifted.size || run.counts.missing_in_app !== extra || run.total !== drifted.size + extra) {
       console.log(`WRONG: expected exactly ${drifted.size} field mismatches and ${extra} records missing in the app`)
       process.exitCode = 1

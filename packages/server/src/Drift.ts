@@ -260,9 +260,6 @@ const toAppSpace = (ctx: Ctx, records: ReadonlyArray<Provider.ProviderRecord>, r
     }
   })
 
-const keyExpression = (field: "number" | "name" | "code") =>
-  field === "code" ? "lower(btrim(coalesce(r.data->>'code', r.data->>'name')))" : `lower(btrim(r.data->>'${field}'))`
-
 /** The links and app records of a page of provider records (and the page's ids remembered as seen). */
 const lookupPage = (ctx: Ctx, entity: EntityType, records: ReadonlyArray<Provider.ProviderRecord>) =>
   Effect.gen(function*() {
@@ -322,11 +319,12 @@ const comparePage = (
       const keys = [...new Set(unlinked.map((u) => u.key).filter((k): k is string => k !== undefined))]
       const sameKey = new Map<string, { recordId: string; externalId: string }>()
       if (field !== undefined && keys.length > 0) {
-        const expr = keyExpression(field)
+        // concord_natural_key (migration 13) computes Drift.naturalKey in SQL, and records are indexed on it.
         const rows = yield* sql<{ record_id: string; key: string; external_id: string }>`
-          SELECT r.record_id, ${sql.literal(expr)} AS key, l.external_id
+          SELECT r.record_id, concord_natural_key(r.entity, r.data) AS key, l.external_id
           FROM records r JOIN links l ON l.connection_id = ${conn.id} AND l.entity = r.entity AND l.record_id = r.record_id
-          WHERE r.tenant_id = ${conn.tenantId} AND r.entity = ${entity} AND NOT r.deleted AND ${sql.literal(expr)} = ANY(${keys})`
+          WHERE r.tenant_id = ${conn.tenantId} AND r.entity = ${entity} AND NOT r.deleted
+            AND concord_natural_key(r.entity, r.data) IS NOT NULL AND concord_natural_key(r.entity, r.data) = ANY(${keys}::text[])`
         for (const r of rows) if (!sameKey.has(r.key)) sameKey.set(r.key, { recordId: r.record_id, externalId: r.external_id })
       }
       for (const u of unlinked) {
@@ -507,11 +505,11 @@ const changedSince = (ctx: Ctx, entity: EntityType) =>
 const settle = (ctx: Ctx) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const store = yield* SyncStore
     const { conn, runId } = ctx
     const flight = yield* inFlight(conn)
     const now = yield* Clock.currentTimeMillis
     const changed = new Map<EntityType, ReadonlySet<string> | undefined>()
+    const creates = new Map<EntityType, ReadonlyArray<number>>()
     let explained = 0
     let after = 0
     for (;;) {
@@ -523,7 +521,12 @@ const settle = (ctx: Ctx) =>
       for (const item of items) {
         const entity = item.entity as EntityType
         if (!changed.has(entity)) changed.set(entity, yield* changedSince(ctx, entity))
-        const verdict = yield* recheck(ctx, item, flight, changed.get(entity), now, store)
+        if (!creates.has(entity)) creates.set(entity, yield* unansweredCreates(ctx, entity, now))
+      }
+      const snapshot = yield* snapshotOf(ctx, items, (entity) => changed.get(entity) === undefined)
+      for (const item of items) {
+        const entity = item.entity as EntityType
+        const verdict = yield* recheck(ctx, item, flight, changed.get(entity), creates.get(entity) ?? [], snapshot)
         if (verdict === undefined) drop.push(Number(item.id))
         else if (verdict.fields !== undefined) update.push({ id: Number(item.id), fields: verdict.fields })
       }
@@ -537,73 +540,116 @@ const settle = (ctx: Ctx) =>
     return explained
   })
 
+/** When this connection's unanswered creates of `entity` (within the window) were sent: few, they are in flight. */
+const unansweredCreates = (ctx: Ctx, entity: EntityType, now: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ created_at: Date | string }>`
+      SELECT i.created_at FROM idempotency i
+      WHERE i.connection_id = ${ctx.conn.id} AND i.entity = ${entity} AND i.operation = 'create' AND i.external_id IS NULL
+        AND i.batch_key IS NOT NULL AND i.created_at > ${new Date(now - PENDING_CREATE_WINDOW_MS)}
+        AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)
+      LIMIT 10000`
+    return rows.map((r) => millis(r.created_at))
+  })
+
+type SnapshotLink = LinkedRow & { readonly base_updated: Date | string | null }
+
+/** Current links, app records and open conflicts of a batch of items, read with a few queries per entity. */
+interface Snapshot {
+  readonly byRecord: ReadonlyMap<string, SnapshotLink>
+  readonly byExternal: ReadonlyMap<string, SnapshotLink>
+  readonly records: ReadonlyMap<string, { readonly deleted: boolean; readonly updated: number }>
+  readonly openPaths: ReadonlyMap<string, ReadonlySet<string>>
+}
+
+const snapshotOf = (ctx: Ctx, items: ReadonlyArray<ItemRow>, withData: (entity: EntityType) => boolean) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const store = yield* SyncStore
+    const { conn } = ctx
+    const byRecord = new Map<string, SnapshotLink>()
+    const byExternal = new Map<string, SnapshotLink>()
+    const records = new Map<string, { deleted: boolean; updated: number }>()
+    const openPaths = new Map<string, Set<string>>()
+    const entities = [...new Set(items.map((i) => i.entity as EntityType))]
+    for (const entity of entities) {
+      const mine = items.filter((i) => i.entity === entity)
+      const recordIds = [...new Set(mine.map((i) => i.record_id).filter((x): x is string => x !== null))]
+      const externalIds = [...new Set(mine.map((i) => i.external_id).filter((x): x is string => x !== null))]
+      const data = withData(entity)
+      const links = yield* sql<SnapshotLink>`
+        SELECT l.record_id, l.external_id, l.provider_deleted, l.updated_at AS link_updated,
+          r.record_id IS NOT NULL AS has_app, ${data ? sql`r.data` : sql`NULL`} AS data, r.deleted, r.updated_at AS record_updated,
+          b.updated_at AS base_updated
+        FROM links l
+          LEFT JOIN records r ON r.tenant_id = ${conn.tenantId} AND r.entity = l.entity AND r.record_id = l.record_id
+          LEFT JOIN bases b ON b.connection_id = l.connection_id AND b.entity = l.entity AND b.record_id = l.record_id
+        WHERE l.connection_id = ${conn.id} AND l.entity = ${entity}
+          AND (l.record_id = ANY(${recordIds}::text[]) OR l.external_id = ANY(${externalIds}::text[]))`
+      for (const l of links) {
+        byRecord.set(`${entity}|${l.record_id}`, l)
+        byExternal.set(`${entity}|${l.external_id}`, l)
+      }
+      const rows = yield* sql<{ record_id: string; deleted: boolean; updated_at: Date | string }>`
+        SELECT record_id, deleted, updated_at FROM records WHERE tenant_id = ${conn.tenantId} AND entity = ${entity} AND record_id = ANY(${recordIds}::text[])`
+      for (const r of rows) records.set(`${entity}|${r.record_id}`, { deleted: r.deleted, updated: millis(r.updated_at) })
+      const mismatched = [...new Set(mine.filter((i) => i.kind === "field_mismatch" && i.record_id !== null).map((i) => i.record_id as string))]
+      if (mismatched.length > 0) {
+        for (const c of yield* store.openConflicts(conn.id, entity, mismatched)) {
+          const k = `${entity}|${c.recordId}`
+          openPaths.set(k, (openPaths.get(k) ?? new Set()).add(c.path))
+        }
+      }
+    }
+    return { byRecord, byExternal, records, openPaths } satisfies Snapshot
+  })
+
 /** The item as it stands now (undefined: explained, not drift), with its fields refreshed. */
 const recheck = (
   ctx: Ctx,
   item: ItemRow,
   flight: InFlight,
   changed: ReadonlySet<string> | undefined,
-  now: number,
-  store: SyncStore["Service"]
+  creates: ReadonlyArray<number>,
+  snapshot: Snapshot
 ) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
     const { conn, client, provider } = ctx
     const entity = item.entity as EntityType
     if (item.record_id !== null && flight.records.has(`${entity}|${item.record_id}`)) return undefined
     if (item.external_id !== null && flight.externals.has(`${entity}|${item.external_id}`)) return undefined
-    // The link as it is now: by record, else by external id.
-    const links = yield* sql<LinkedRow & { base_updated: Date | string | null }>`
-      SELECT l.record_id, l.external_id, l.provider_deleted, l.updated_at AS link_updated,
-        r.record_id IS NOT NULL AS has_app, r.data, r.deleted, r.updated_at AS record_updated, b.updated_at AS base_updated
-      FROM links l
-        LEFT JOIN records r ON r.tenant_id = ${conn.tenantId} AND r.entity = l.entity AND r.record_id = l.record_id
-        LEFT JOIN bases b ON b.connection_id = l.connection_id AND b.entity = l.entity AND b.record_id = l.record_id
-      WHERE l.connection_id = ${conn.id} AND l.entity = ${entity}
-        AND (l.record_id = ${item.record_id ?? ""} OR l.external_id = ${item.external_id ?? ""})`
+    // The links as they are now: of the record, and of the external id.
+    const links = [
+      item.record_id === null ? undefined : snapshot.byRecord.get(`${entity}|${item.record_id}`),
+      item.external_id === null ? undefined : snapshot.byExternal.get(`${entity}|${item.external_id}`)
+    ].filter((l): l is SnapshotLink => l !== undefined)
     // A duplicate names the app record its twin is linked to; the duplicate itself must still be linked to nothing.
     const duplicate = item.kind === "duplicate_in_provider"
     if (duplicate && links.some((l) => l.external_id === item.external_id)) return undefined
     const link = duplicate ? undefined : links.find((l) => item.record_id !== null && l.record_id === item.record_id) ??
       links.find((l) => item.external_id !== null && l.external_id === item.external_id)
     if (links.some((l) => millis(l.link_updated) >= ctx.startedAt || millis(l.record_updated) >= ctx.startedAt || millis(l.base_updated) >= ctx.startedAt)) return undefined
-    let appRow: { data: Obj; deleted: boolean; updated: number } | undefined
-    if (item.record_id !== null && !duplicate) {
-      const rows = yield* sql<{ data: unknown; deleted: boolean; updated_at: Date | string }>`
-        SELECT data, deleted, updated_at FROM records WHERE tenant_id = ${conn.tenantId} AND entity = ${entity} AND record_id = ${item.record_id}`
-      const r = rows[0]
-      if (r !== undefined) appRow = { data: json(r.data) as Obj, deleted: r.deleted, updated: millis(r.updated_at) }
-      if (appRow !== undefined && appRow.updated >= ctx.startedAt) return undefined
-    }
+    const appRow = item.record_id === null || duplicate ? undefined : snapshot.records.get(`${entity}|${item.record_id}`)
+    if (appRow !== undefined && appRow.updated >= ctx.startedAt) return undefined
     const externalId = link?.external_id ?? item.external_id
     // The item names a link that is gone (or another one) now: the pipeline changed it; not drift.
     if (!duplicate && item.external_id !== null && item.record_id !== null && (link === undefined || link.external_id !== item.external_id)) return undefined
-    const fieldsNow = (fields: ReadonlyArray<Drift.DriftField>, recordId: string) =>
-      Effect.gen(function*() {
-        // Fields already under review are conflicts, not drift.
-        const open = yield* store.openConflicts(conn.id, entity, [recordId])
-        const openPaths = new Set(open.map((c) => c.path))
-        const left = fields.filter((f) => !openPaths.has(f.path) && !open.some((c) => c.path === "(record)"))
-        return left.length === 0 ? undefined : { fields: left }
-      })
-    const mayBeOurCreate = (providerUpdatedAt: string) =>
-      Effect.gen(function*() {
-        // Only a create sent before the provider record last changed can be its origin.
-        const origin = yield* sql<{ n: string }>`
-          SELECT count(*) AS n FROM idempotency i
-          WHERE i.connection_id = ${conn.id} AND i.entity = ${entity} AND i.operation = 'create' AND i.external_id IS NULL
-            AND i.batch_key IS NOT NULL AND i.created_at > ${new Date(now - PENDING_CREATE_WINDOW_MS)}
-            AND i.created_at <= ${new Date(Date.parse(providerUpdatedAt) + 1000)}
-            AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connection_id = i.connection_id AND l.entity = i.entity AND l.record_id = i.record_id)`
-        return Number(origin[0]?.n ?? 0) > 0
-      })
+    const fieldsNow = (fields: ReadonlyArray<Drift.DriftField>, recordId: string) => {
+      // Fields already under review are conflicts, not drift.
+      const open = snapshot.openPaths.get(`${entity}|${recordId}`) ?? new Set<string>()
+      const left = fields.filter((f) => !open.has(f.path) && !open.has("(record)"))
+      return left.length === 0 ? undefined : { fields: left }
+    }
+    // Only a create sent before the provider record last changed can be its origin.
+    const mayBeOurCreate = (providerUpdatedAt: string) => creates.some((sent) => sent <= Date.parse(providerUpdatedAt) + 1000)
     if (externalId !== null && changed !== undefined) {
       // The provider's change feed says whether the record changed since it was listed: no need to read it again.
       if (changed.has(externalId)) return undefined
       const detail = (item.detail === null ? {} : json(item.detail)) as { providerUpdatedAt?: string }
       if (link === undefined) {
         if (item.kind !== "missing_in_app" && item.kind !== "duplicate_in_provider") return undefined
-        if (detail.providerUpdatedAt !== undefined && (yield* mayBeOurCreate(detail.providerUpdatedAt))) return undefined
+        if (detail.providerUpdatedAt !== undefined && mayBeOurCreate(detail.providerUpdatedAt)) return undefined
         return { fields: undefined }
       }
       const alive = link.has_app && link.deleted !== true
@@ -611,7 +657,7 @@ const recheck = (
         : item.kind === "missing_in_app" ? link.has_app && link.deleted === true && !link.provider_deleted
         : alive
       if (!consistent) return undefined
-      if (item.kind === "field_mismatch") return yield* fieldsNow(json(item.fields) as Array<Drift.DriftField>, link.record_id)
+      if (item.kind === "field_mismatch") return fieldsNow(json(item.fields) as Array<Drift.DriftField>, link.record_id)
       return { fields: undefined }
     }
     // The provider's record as it is now.
@@ -643,7 +689,7 @@ const recheck = (
     } else if (item.kind === "missing_in_app" || item.kind === "duplicate_in_provider") {
       // Still linked to nothing? A provider record that may be our own unanswered create is not drift yet.
       if (current === null || (current.record as unknown as Obj).status === "deleted") return undefined
-      if (yield* mayBeOurCreate(current.updatedAt)) return undefined
+      if (mayBeOurCreate(current.updatedAt)) return undefined
       return { fields: undefined }
     } else if (item.record_id !== null && appRow !== undefined) {
       findings = Drift.classifyUnlinkedApp({ entity, recordId: item.record_id, deleted: appRow.deleted, direction: directionOf(conn, entity) })
@@ -653,7 +699,7 @@ const recheck = (
     const same = findings.find((f) => f.kind === item.kind)
     if (same === undefined) return undefined
     if (same.kind !== "field_mismatch" || link === undefined) return { fields: undefined }
-    return yield* fieldsNow(same.fields, link.record_id)
+    return fieldsNow(same.fields, link.record_id)
   })
 
 // ---------------------------------------------------------------------------

@@ -394,6 +394,27 @@ const m0012 = Effect.gen(function*() {
   yield* sql`CREATE UNIQUE INDEX drift_items_once ON drift_items (run_id, entity, kind, (coalesce(record_id, '')), (coalesce(external_id, '')))`
 })
 
+/**
+ * A record's natural key (document number; contact, item, tax rate and tracking category name; account and
+ * currency code, else name), trimmed and in lower case, as `Drift.naturalKey` computes it; records are indexed
+ * on it so a reconciliation finds the app record a provider duplicate duplicates without scanning the entity.
+ */
+const m0013 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`
+    CREATE FUNCTION concord_natural_key(entity text, data jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+      SELECT nullif(lower(btrim(CASE
+        WHEN entity IN ('invoice', 'bill', 'credit_note', 'vendor_credit', 'sales_receipt', 'journal_entry', 'refund', 'expense', 'deposit')
+          THEN data->>'number'
+        WHEN entity IN ('contact', 'item', 'tax_rate', 'tracking_category') THEN data->>'name'
+        WHEN entity IN ('account', 'currency') THEN coalesce(nullif(btrim(data->>'code'), ''), data->>'name')
+      END)), '')
+    $$`)
+  yield* sql`
+    CREATE INDEX records_natural_key ON records (tenant_id, entity, concord_natural_key(entity, data))
+    WHERE concord_natural_key(entity, data) IS NOT NULL`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -406,7 +427,8 @@ export const migrations = {
   "9_backfills": m0009,
   "10_idempotency_answers": m0010,
   "11_drift": m0011,
-  "12_drift_checkpoints": m0012
+  "12_drift_checkpoints": m0012,
+  "13_records_natural_key": m0013
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
