@@ -23,7 +23,8 @@
  *   same app record. Natural keys: the document `number` of transactions
  *   (invoice, bill, credit note, journal, …), the `code` (else `name`) of
  *   accounts and currencies, the `name` of contacts, items, tax rates and
- *   tracking categories; compared trimmed and case-insensitively. Entities
+ *   tracking categories; compared trimmed of white space and ignoring the
+ *   case of ASCII letters (as the SQL twin `concord_natural_key` does). Entities
  *   without a natural key (payments, transfers, …) never have duplicates.
  * - `unbalanced`: a journal entry whose debits differ from its credits in some
  *   currency, on either side (reported instead of a `field_mismatch`).
@@ -88,7 +89,15 @@ const coded: ReadonlySet<string> = new Set(["account", "currency"])
 export const naturalKeyField = (entity: string): "number" | "name" | "code" | undefined =>
   numbered.has(entity) ? "number" : named.has(entity) ? "name" : coded.has(entity) ? "code" : undefined
 
-const norm = (v: unknown): string | undefined => (typeof v === "string" && v.trim().length > 0 ? v.trim().toLowerCase() : undefined)
+/**
+ * Trimmed of ASCII white space and with ASCII letters in lower case: exactly
+ * what `concord_natural_key` does in Postgres (whatever the database's locale).
+ */
+const norm = (v: unknown): string | undefined => {
+  if (typeof v !== "string") return undefined
+  const t = v.replace(/^[ \t\n\r\f\v]+|[ \t\n\r\f\v]+$/g, "").replace(/[A-Z]+/g, (c) => c.toLowerCase())
+  return t.length > 0 ? t : undefined
+}
 
 /** A record's natural key, normalised (trimmed, lower case); undefined when it has none. */
 export const naturalKey = (entity: string, record: unknown): string | undefined => {

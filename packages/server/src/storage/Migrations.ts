@@ -396,19 +396,21 @@ const m0012 = Effect.gen(function*() {
 
 /**
  * A record's natural key (document number; contact, item, tax rate and tracking category name; account and
- * currency code, else name), trimmed and in lower case, as `Drift.naturalKey` computes it; records are indexed
+ * currency code, else name), trimmed of ASCII white space, ASCII letters in lower case (whatever the locale),
+ * as `Drift.naturalKey` computes it; records are indexed
  * on it so a reconciliation finds the app record a provider duplicate duplicates without scanning the entity.
  */
 const m0013 = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.unsafe(`
     CREATE FUNCTION concord_natural_key(entity text, data jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-      SELECT nullif(lower(btrim(CASE
+      SELECT nullif(translate(btrim(CASE
         WHEN entity IN ('invoice', 'bill', 'credit_note', 'vendor_credit', 'sales_receipt', 'journal_entry', 'refund', 'expense', 'deposit')
           THEN data->>'number'
         WHEN entity IN ('contact', 'item', 'tax_rate', 'tracking_category') THEN data->>'name'
-        WHEN entity IN ('account', 'currency') THEN coalesce(nullif(btrim(data->>'code'), ''), data->>'name')
-      END)), '')
+        WHEN entity IN ('account', 'currency')
+          THEN coalesce(nullif(btrim(data->>'code', E' \\t\\n\\r\\f\\x0B'), ''), data->>'name')
+      END, E' \\t\\n\\r\\f\\x0B'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), '')
     $$`)
   yield* sql`
     CREATE INDEX records_natural_key ON records (tenant_id, entity, concord_natural_key(entity, data))
