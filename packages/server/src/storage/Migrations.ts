@@ -396,14 +396,33 @@ const m0012 = Effect.gen(function*() {
 
 /**
  * A record's natural key (document number; contact, item, tax rate and tracking category name; account and
- * currency code, else name), trimmed of ASCII white space, ASCII letters in lower case (whatever the locale),
- * as `Drift.naturalKey` computes it; records are indexed
+ * currency code, else name), trimmed and in lower case, as `Drift.naturalKey` computes it; records are indexed
  * on it so a reconciliation finds the app record a provider duplicate duplicates without scanning the entity.
  */
 const m0013 = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.unsafe(`
     CREATE FUNCTION concord_natural_key(entity text, data jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+      SELECT nullif(lower(btrim(CASE
+        WHEN entity IN ('invoice', 'bill', 'credit_note', 'vendor_credit', 'sales_receipt', 'journal_entry', 'refund', 'expense', 'deposit')
+          THEN data->>'number'
+        WHEN entity IN ('contact', 'item', 'tax_rate', 'tracking_category') THEN data->>'name'
+        WHEN entity IN ('account', 'currency') THEN coalesce(nullif(btrim(data->>'code'), ''), data->>'name')
+      END)), '')
+    $$`)
+  yield* sql`
+    CREATE INDEX records_natural_key ON records (tenant_id, entity, concord_natural_key(entity, data))
+    WHERE concord_natural_key(entity, data) IS NOT NULL`
+})
+
+/**
+ * Natural keys as `Drift.naturalKey` computes them: trimmed of every ASCII white-space character (btrim alone
+ * trims only spaces) and with ASCII letters in lower case whatever the database's locale; the index is rebuilt.
+ */
+const m0014 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`
+    CREATE OR REPLACE FUNCTION concord_natural_key(entity text, data jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
       SELECT nullif(translate(btrim(CASE
         WHEN entity IN ('invoice', 'bill', 'credit_note', 'vendor_credit', 'sales_receipt', 'journal_entry', 'refund', 'expense', 'deposit')
           THEN data->>'number'
@@ -412,9 +431,7 @@ const m0013 = Effect.gen(function*() {
           THEN coalesce(nullif(btrim(data->>'code', E' \\t\\n\\r\\f\\x0B'), ''), data->>'name')
       END, E' \\t\\n\\r\\f\\x0B'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), '')
     $$`)
-  yield* sql`
-    CREATE INDEX records_natural_key ON records (tenant_id, entity, concord_natural_key(entity, data))
-    WHERE concord_natural_key(entity, data) IS NOT NULL`
+  yield* sql`REINDEX INDEX records_natural_key`
 })
 
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
@@ -430,7 +447,8 @@ export const migrations = {
   "10_idempotency_answers": m0010,
   "11_drift": m0011,
   "12_drift_checkpoints": m0012,
-  "13_records_natural_key": m0013
+  "13_records_natural_key": m0013,
+  "14_natural_key_whitespace": m0014
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
