@@ -31,6 +31,8 @@ export interface MemoryProviderOptions {
   readonly idempotency?: "operation" | "request"
   /** The provider sends webhooks for every entity (default true); false: changes are found by polling only. */
   readonly webhooks?: boolean
+  /** The provider can list changes since a time (default true); false: a reconciliation reads each record it doubts again. */
+  readonly changeFeed?: boolean
   /** Operations the provider refuses (a validation error, a duplicate name): the answer for that operation. */
   readonly refuse?: (op: Provider.WriteOp) => Errors.ProviderError | undefined
 }
@@ -79,7 +81,7 @@ export const makeMemoryProvider = (options: MemoryProviderOptions = {}) => {
     update: true,
     remove: "delete",
     webhooks: options.webhooks ?? true,
-    changeFeed: true,
+    changeFeed: options.changeFeed ?? true,
     batchSize: options.batchSize ?? 30,
     idempotency: true,
     fields: options.fields?.[entity] ?? allFields(entity),
