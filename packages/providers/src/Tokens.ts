@@ -71,15 +71,11 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
         }
         const base = stored ?? current
         if (base === undefined) {
-          yield* options.store.markNeedsReauth(options.connectionId, "no credentials stored")
           return yield* new NeedsReauth({ provider: options.provider.id, connectionId: options.connectionId, reason: "no credentials stored" })
         }
         const next = yield* options.provider.auth.refresh(options.app, base.refreshToken).pipe(
           Effect.catchTag("AuthFailed", (e: AuthFailed) =>
-            Effect.fail(new ProviderUnavailable({ provider: options.provider.id, connectionId: options.connectionId, reason: `token refresh failed: ${e.reason}` }))),
-          Effect.tapError((e) =>
-            e._tag === "NeedsReauth" ? options.store.markNeedsReauth(options.connectionId, e.reason) : Effect.void
-          )
+            Effect.fail(new ProviderUnavailable({ provider: options.provider.id, connectionId: options.connectionId, reason: `token refresh failed: ${e.reason}` })))
         )
         // Persist the rotated refresh token before anyone uses the new access token.
         unsavedTokens.set(unsavedKey, next)
@@ -87,6 +83,10 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
         if (options.onRefresh !== undefined) yield* options.onRefresh
         return next
       })
+    ).pipe(
+      // Marked once the lock is released: inside it, a failing refresh rolls the mark back with the lock's
+      // transaction (the connection stayed "active" and its work was dead-lettered instead of parked).
+      Effect.tapError((e) => e._tag === "NeedsReauth" ? options.store.markNeedsReauth(options.connectionId, e.reason) : Effect.void)
     )
 
     /**

@@ -96,6 +96,26 @@ describe("token source", () => {
       expect(store.saved).toEqual([])
     }))
 
+  it.effect("marks the connection outside the refresh lock, whose transaction a failed refresh rolls back", () =>
+    Effect.gen(function*() {
+      const { provider } = fakeProvider({ revoked: true })
+      const store = Tokens.memoryTokenStore({ c1: tokenSet(1, 0) })
+      // The vault's lock is a database transaction: what is written inside it is undone when the refresh fails.
+      let inLock = false
+      const marked: Array<string> = []
+      const transactional: Tokens.TokenStore = {
+        ...store,
+        markNeedsReauth: (id, reason) => Effect.sync(() => (inLock ? undefined : marked.push(`${id}: ${reason}`))).pipe(Effect.asVoid),
+        withRefreshLock: (_id, effect) =>
+          Effect.sync(() => (inLock = true)).pipe(Effect.andThen(effect), Effect.ensuring(Effect.sync(() => (inLock = false))))
+      }
+      const source = yield* Tokens.makeTokenSource({ provider, app, connectionId: "c1", store: transactional })
+      const fiber = yield* Effect.forkChild(Effect.exit(source.accessToken))
+      yield* TestClock.adjust("20 millis")
+      expect(Exit.isFailure(yield* Fiber.join(fiber))).toBe(true)
+      expect(marked).toEqual(["c1: invalid_grant"])
+    }))
+
   it.effect("reports a failing token endpoint as a retryable outage, not a lost grant", () =>
     Effect.gen(function*() {
       const { provider } = fakeProvider({ flaky: true })
