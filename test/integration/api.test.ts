@@ -1,4 +1,6 @@
-import { Redacted } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeMemoryProvider } from "../support/MemoryProvider.ts"
 import { eventually, startEngine, type TestEngine } from "../support/engine.ts"
@@ -142,6 +144,34 @@ describe.skipIf(!servicesAvailable)("HTTP API end to end (real Postgres and NATS
     const audit = await engine.call("GET", "/v1/tenants/acme/audit?after=0&limit=1000", { key: acmeKey })
     const audited = new Set((audit.body as Array<{ action: string; correlationId: string }>).filter((r) => r.action === "app_change").map((r) => r.correlationId))
     for (const id of ops) expect(audited.has(id), id).toBe(true)
+  })
+
+  // Found by the chaos harness: QuickBooks refused a refresh token rotated just before a SIGKILL (a lost grant);
+  // the changes that arrived meanwhile were parked, and reconnecting left them parked for ever.
+  it("syncs the work parked while the grant was lost once the connection is authorised again", async () => {
+    const sql = (text: string) =>
+      Effect.runPromise(Effect.gen(function*() {
+        const client = yield* SqlClient.SqlClient
+        yield* client.unsafe(text)
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(engine.databaseUrl), maxConnections: 1 }))) as Effect.Effect<void, never, never>)
+    // Pausing makes the connection's actor read its status afresh; then what the token source does when the
+    // provider answers invalid_grant.
+    expect((await engine.call("POST", "/v1/tenants/acme/connections/acme-mem/pause", { key: engine.adminKey, body: {} })).status).toBe(200)
+    await sql("UPDATE connections SET status = 'needs_reauth', status_reason = 'invalid_grant' WHERE id = 'acme-mem'")
+    const put = await engine.call("PUT", "/v1/tenants/acme/records/contact/c-lost-grant", { key: acmeKey, body: { name: "Lost Grant", roles: ["customer"], status: "active" } })
+    expect(put.status).toBe(202)
+    await eventually(async () => {
+      const c = await engine.call("GET", "/v1/tenants/acme/connections/acme-mem", { key: engine.adminKey })
+      return c.body.parked === 1 ? true : undefined
+    })
+    expect(mem.records("contact").filter((c) => c.name === "Lost Grant")).toHaveLength(0)
+    const creds = await engine.call("PUT", "/v1/tenants/acme/connections/acme-mem/credentials", {
+      key: engine.adminKey,
+      body: { accountId: "memory-account", accessToken: "at2", refreshToken: "rt2", expiresIn: 3600 }
+    })
+    expect(creds.body.status).toBe("active")
+    expect((await waitOperation(put.body.operationId)).status).toBe("succeeded")
+    expect(mem.records("contact").filter((c) => c.name === "Lost Grant")).toHaveLength(1)
   })
 
   it("posts a POS sale through the GL rules as a balanced journal, and names a missing rule", async () => {

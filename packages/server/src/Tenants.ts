@@ -187,7 +187,13 @@ export const layer = Layer.effect(
         yield* store.setConnectionStatus(connectionId, "active", undefined).pipe(Effect.orDie)
         yield* audit(tenantId, { connectionId, action: "connection_authorised", actor: by, detail: { accountId } })
         yield* reload(connectionId)
-        return yield* connection(tenantId, connectionId)
+        // Work parked while the grant was lost (needs_reauth) syncs now, as after a resume. Should NATS be
+        // unavailable it stays parked (the transaction puts it back) and `resume` syncs it later.
+        const view = yield* connection(tenantId, connectionId)
+        yield* resyncParked(tenantId, connectionId, view.provider).pipe(
+          Effect.catch((e) => Effect.logWarning(`connection ${connectionId} is authorised; its parked work stays parked until it is resumed: ${e.message}`))
+        )
+        return view
       })
 
     const callback = (providerId: string, query: Readonly<Record<string, string>>) =>
@@ -243,11 +249,21 @@ export const layer = Layer.effect(
         yield* store.setConnectionStatus(connectionId, "active", `resumed by ${by}`).pipe(Effect.orDie)
         yield* reload(connectionId)
         // Everything that arrived while paused syncs now.
+        const resynced = yield* resyncParked(tenantId, connectionId, view.provider)
+        return { connection: yield* connection(tenantId, connectionId), resynced }
+      })
+
+    /**
+     * Takes the connection's parked work and publishes a resync for each waiting record (and operation); if a
+     * publish fails the work stays parked (a record resynced twice is a no-op).
+     */
+    const resyncParked = (tenantId: string, connectionId: string, provider: string) =>
+      Effect.gen(function*() {
         const parked = yield* store.unpark(connectionId).pipe(Effect.orDie)
         for (const p of parked) {
           // One resync per waiting operation, so each completes; a record synced twice is a no-op.
           for (const operationId of p.operationIds ?? [undefined]) {
-            yield* ingest.publish(view.provider, "system", {
+            yield* ingest.publish(provider, "system", {
               kind: "resync",
               tenant: tenantId,
               connectionId,
@@ -259,8 +275,8 @@ export const layer = Layer.effect(
             }).pipe(Effect.mapError((e) => new Unavailable({ message: e.message })))
           }
         }
-        return { connection: yield* connection(tenantId, connectionId), resynced: parked.length }
-      })
+        return parked.length
+      }).pipe(sql.withTransaction, Effect.catchTag("SqlError", (e) => Effect.die(e)))
 
     return Tenants.of({
       put,
