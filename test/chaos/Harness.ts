@@ -41,6 +41,8 @@ export interface SeedResult {
   readonly steps: number
   /** Where the time went (ms): setup, playing the plan, waiting for its background work (accountant edits, restarts), the clean restart, settling and checking. */
   readonly phases: Readonly<Record<string, number>>
+  /** Connections the operator had to authorise again (a QuickBooks grant lost to a SIGKILL during a token rotation). */
+  readonly reconnected: ReadonlyArray<Side>
 }
 
 export const TENANT: Record<Side, string> = { quickbooks: "chaos-qbo", xero: "chaos-xero" }
@@ -121,6 +123,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
   const history: Array<string> = []
   const note = (line: string) => history.push(`${String(Date.now() - started).padStart(6)} ms  ${line}`)
   const phases: Record<string, number> = {}
+  const reconnected: Array<Side> = []
   let lapAt = started
   const lap = (phase: string) => {
     const now = Date.now()
@@ -396,6 +399,28 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     })
     await lifecycle
     note("quiescence: faults off, engine restarted clean")
+    // A lost grant. QuickBooks retires a refresh token the moment it issues the next one (no grace period), so a
+    // SIGKILL between its answer and our commit (milliseconds) loses the grant; the token faults make refreshes
+    // constant, the kills make that window likely. The engine then marks the connection needs_reauth and parks
+    // its work; the operator reconnects, as the status tells them to, and everything must still converge.
+    // Anywhere else a lost grant is a bug.
+    const killed = steps.some((st) => st.t === "kill_engine" || st.t === "crash_at")
+    for (const side of ["quickbooks", "xero"] as const) {
+      const c = await callApi(url, "GET", `/v1/tenants/${TENANT[side]}/connections/${CONNECTION[side]}`)
+      if (c.body?.status !== "needs_reauth") continue
+      const rotating = steps.some((st) => (st.t === "token_expiry" || st.t === "expire_tokens") && st.side === side)
+      if (side !== "quickbooks" || !killed || !rotating) {
+        failures.push(`${side}: the connection lost its grant (${String(c.body.statusReason)}) without a SIGKILL during a QuickBooks token rotation to explain it`)
+        continue
+      }
+      note(`operator reconnects ${side}: its grant was lost (${String(c.body.statusReason)}) to a SIGKILL between a token rotation and its commit`)
+      const t = sandboxes[side].issueTokens()
+      const creds = await callApi(url, "PUT", `/v1/tenants/${TENANT[side]}/connections/${CONNECTION[side]}/credentials`, {
+        body: { accountId: sandboxes[side].accounts[0], accessToken: t.access_token, refreshToken: t.refresh_token, expiresIn: t.expires_in }
+      })
+      if (creds.status !== 200) failures.push(`${side}: reconnecting answered ${creds.status} ${JSON.stringify(creds.body)}`)
+      reconnected.push(side)
+    }
     lap("restart")
 
     const observed: Observed = {
@@ -430,6 +455,6 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     if (failures.length > 0 && db !== undefined && process.env.CHAOS_KEEP_DB === "1") note(`database kept for inspection: ${db.name}`)
     else await db?.drop().catch(() => {})
   }
-  return { seed, ok: failures.length === 0, ms: Date.now() - started, failures, history, steps: steps.length, phases }
+  return { seed, ok: failures.length === 0, ms: Date.now() - started, failures, history, steps: steps.length, phases, reconnected }
 }
 

@@ -38,7 +38,8 @@ const started = Date.now()
 
 const report = (r: SeedResult, shrunk?: SeedResult) => {
   const phases = Object.entries(r.phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`).join(", ")
-  console.log(`seed ${r.seed}: ${r.ok ? "passed" : "FAILED"} in ${(r.ms / 1000).toFixed(1)} s (${r.steps} steps; ${phases})`)
+  const reconnected = r.reconnected.length === 0 ? "" : `; the operator reconnected ${r.reconnected.join(", ")} (a grant lost to a SIGKILL during a token rotation)`
+  console.log(`seed ${r.seed}: ${r.ok ? "passed" : "FAILED"} in ${(r.ms / 1000).toFixed(1)} s (${r.steps} steps; ${phases}${reconnected})`)
   if (r.ok) return
   const shown = shrunk ?? r
   for (const f of shown.failures.slice(0, 20)) console.log(`  ✗ ${f}`)
@@ -60,8 +61,10 @@ const worker = async () => {
 
 await Promise.all(Array.from({ length: Math.min(concurrency, runs) }, worker))
 const passed = results.filter((r) => r.ok).length
+const reconnects = results.filter((r) => r.reconnected.length > 0).map((r) => r.seed)
 const failed = results.length - passed
 const times = results.map((r) => r.ms).sort((a, b) => a - b)
 console.log(`\n${passed} passed, ${failed} failed in ${((Date.now() - started) / 1000).toFixed(0)} s (per seed: median ${((times[Math.floor(times.length / 2)] ?? 0) / 1000).toFixed(1)} s, max ${((times.at(-1) ?? 0) / 1000).toFixed(1)} s; concurrency ${concurrency})`)
 if (failed > 0) console.log(`failed seeds: ${results.filter((r) => !r.ok).map((r) => r.seed).join(" ")}`)
+if (reconnects.length > 0) console.log(`seeds where the operator reconnected QuickBooks after a grant lost to a SIGKILL mid-rotation: ${reconnects.join(" ")}`)
 process.exit(failed === 0 ? 0 : 1)

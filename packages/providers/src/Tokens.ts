@@ -79,6 +79,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
         )
         // Persist the rotated refresh token before anyone uses the new access token.
         unsavedTokens.set(unsavedKey, next)
+        yield* Effect.logInfo(`${options.provider.id} connection ${options.connectionId}: access token refreshed; storing the rotated refresh token`)
         yield* options.store.save(options.connectionId, next)
         if (options.onRefresh !== undefined) yield* options.onRefresh
         return next
@@ -97,6 +98,7 @@ export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<Toke
       for (let attempt = 0; ; attempt++) {
         const exit = yield* Effect.exit(refreshNow)
         if (exit._tag === "Success" || !unsavedTokens.has(unsavedKey) || attempt >= SAVE_ATTEMPTS) return yield* exit
+        yield* Effect.logWarning(`${options.provider.id} connection ${options.connectionId}: storing the refreshed token failed (attempt ${attempt + 1}); retrying, as this process holds the only working refresh token`, exit.cause)
         yield* Effect.sleep(Math.min(2000, 100 * 2 ** attempt))
       }
     })
