@@ -73,6 +73,17 @@ const rssBytes = (pid: number): number => {
   }
 }
 const treeRss = (pid: number) => tree(pid).reduce((n, p) => n + rssBytes(p), 0)
+/** CPU seconds (user + system) the process tree has used. */
+const treeCpu = (pid: number) =>
+  tree(pid).reduce((n, p) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8")
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return n + (Number(f[11]) + Number(f[12])) / 100
+    } catch {
+      return n
+    }
+  }, 0)
 
 const main = async () => {
   const scope = Effect.runSync(Scope.make())
@@ -153,6 +164,7 @@ connections:
 
     const pid = engine.process.pid as number
     const idleRss = treeRss(pid)
+    const cpuBefore = treeCpu(pid)
     let peak = idleRss
     const sampler = setInterval(() => {
       peak = Math.max(peak, treeRss(pid))
@@ -173,6 +185,7 @@ connections:
       }
     }
     clearInterval(sampler)
+    const cpu = treeCpu(pid) - cpuBefore
     peak = Math.max(peak, treeRss(pid))
     if (run.status !== "completed") throw new Error(`the run ${run.status}: ${run.error}`)
     const seconds = (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000
@@ -183,6 +196,7 @@ connections:
     console.log(`drift found          ${run.total} (${Object.entries(run.counts).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${n}`).join(", ") || "none"}); planted ${drifted.size} field mismatches (+ ${run.providerRecords - RECORDS} sandbox defaults the app never had${UNLINKED > 0 ? `, + ${Math.min(UNLINKED, RECORDS)} customers never linked` : ""})`)
     console.log(`time                 ${fmt(seconds, 1)} s        target < ${TARGET_SECONDS} s   ${seconds < TARGET_SECONDS ? "OK" : "MISSED"}`)
     console.log(`rate                 ${fmt(rate)} records/s`)
+    console.log(`engine CPU           ${fmt(cpu, 1)} s (${fmt((cpu * 1e6) / RECORDS, 1)} µs a record; the wall time also waits for Postgres, the sandbox and whatever else runs on this machine)`)
     console.log(`engine peak RSS      ${fmt(peakMb)} MB        target < ${TARGET_RSS_MB} MB  ${peakMb < TARGET_RSS_MB ? "OK" : "MISSED"} (idle before the run: ${fmt(idleRss / 2 ** 20)} MB)`)
     console.log(`engine heap          ${ENGINE_HEAP > 0 ? `old space capped at ${ENGINE_HEAP} MB (--max-old-space-size)` : "Node's default (V8 grows the heap lazily under this allocation rate; --engine-heap 128 caps it as a container limit would)"}`)
     // The sandbox's company comes with a customer and a vendor the app never had: missing in the app.

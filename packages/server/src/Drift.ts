@@ -48,7 +48,7 @@ import type { Resync } from "@concord/reconciler/Inbound"
 import { type AuditEntry, type ConnectionInfo, emptyCommit, type EntityType, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import * as Projection from "@concord/reconciler/Projection"
 import { PENDING_CREATE_WINDOW_MS } from "@concord/reconciler/Sync"
-import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Metric, Option, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Cron, Duration, Effect, Fiber, Layer, Metric, Option, Queue, Schedule, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "effect/workflow"
 import { AckPolicy, DeliverPolicy, type JsMsg, nanos } from "nats"
@@ -199,6 +199,8 @@ interface LinkedRow {
   readonly data: unknown
   readonly deleted: boolean | null
   readonly record_updated: Date | string | null
+  /** The link or the app record changed since the run started (computed by Postgres on the provider pass). */
+  readonly changed?: boolean
 }
 
 const millis = (d: Date | string | null | undefined) => (d === null || d === undefined ? 0 : typeof d === "string" ? Date.parse(d) : d.getTime())
@@ -272,8 +274,9 @@ const lookupPage = (ctx: Ctx, entity: EntityType, records: ReadonlyArray<Provide
       WITH seen AS (
         INSERT INTO drift_seen (run_id, entity, external_id) SELECT ${runId}, ${entity}, unnest(${ids}::text[]) ON CONFLICT DO NOTHING
       )
-      SELECT l.record_id, l.external_id, l.provider_deleted, l.updated_at AS link_updated,
-        r.record_id IS NOT NULL AS has_app, r.data, r.deleted, r.updated_at AS record_updated
+      SELECT l.record_id, l.external_id, l.provider_deleted, NULL AS link_updated,
+        r.record_id IS NOT NULL AS has_app, r.data, r.deleted, NULL AS record_updated,
+        (l.updated_at >= ${new Date(ctx.startedAt)} OR coalesce(r.updated_at >= ${new Date(ctx.startedAt)}, false)) AS changed
       FROM links l LEFT JOIN records r ON r.tenant_id = ${conn.tenantId} AND r.entity = l.entity AND r.record_id = l.record_id
       WHERE l.connection_id = ${conn.id} AND l.entity = ${entity} AND l.external_id = ANY(${ids}::text[])`
   })
@@ -303,7 +306,7 @@ const comparePage = (
         unlinked.push({ p, record, key: Drift.naturalKey(entity, record) })
         continue
       }
-      if (millis(l.link_updated) >= ctx.startedAt || millis(l.record_updated) >= ctx.startedAt) continue
+      if (l.changed === true) continue
       findings.push(...Drift.classifyLinked({
         entity,
         recordId: l.record_id,
@@ -936,34 +939,53 @@ const runStep = (runId: string, step: number) =>
       if (row.stage === "provider" && entity !== undefined) {
         const spec = Projection.specFor(session.provider.entities[entity] as Provider.EntityCapabilities, conn.config.mapping?.[entity])
         yield* progress(runId, 0, 0, `provider ${entity}`)
-        const fetch = (cursor: string | undefined) =>
+        const list = (cursor: string | undefined) =>
           session.client.withPriority("background", session.client.listPage(entity, {
             pageSize: PAGE_SIZE(),
             ...(cursor === undefined ? {} : { cursor })
-          })).pipe(
-            Effect.mapError((e) => new RunFailed({ message: `listing ${conn.provider} ${entity}: ${e.message}` })),
-            Effect.flatMap((page) => lookupPage(ctx, entity, page.records).pipe(Effect.map((linked) => ({ page, linked }))))
-          )
-        // The next page is listed and looked up while this one is compared (one page ahead: memory stays at two pages).
+          })).pipe(Effect.mapError((e) => new RunFailed({ message: `listing ${conn.provider} ${entity}: ${e.message}` })))
+        // A pipeline: the provider is listed page after page (up to two pages ahead), each page's links and app
+        // records are looked up as soon as it arrives, and pages are compared in order. Memory: a few pages.
+        const stepScope = yield* Effect.scope
+        const queue = yield* Queue.bounded<{
+          readonly page: Provider.ListPage
+          readonly lookup: Fiber.Fiber<ReadonlyArray<LinkedRow>, unknown>
+          readonly last: boolean
+        }, RunFailed>(2)
+        yield* Effect.forkIn(
+          Effect.gen(function*() {
+            let from = row.cursor ?? undefined
+            for (let n = 1;; n++) {
+              const page = yield* list(from)
+              const lookup = yield* Effect.forkIn(lookupPage(ctx, entity, page.records), stepScope)
+              const last = page.next === undefined || n >= PAGES_PER_STEP()
+              yield* Queue.offer(queue, { page, lookup, last })
+              if (last) return
+              from = page.next
+            }
+          }).pipe(Effect.catchCause((cause) => {
+            const e = Cause.squash(cause)
+            return Queue.fail(queue, e instanceof RunFailed ? e : new RunFailed({ message: `listing ${conn.provider} ${entity}: ${String((e as { message?: unknown })?.message ?? e)}` }))
+          })),
+          stepScope
+        )
         const base = Number(row.checkpoint_records)
-        let pending = yield* Effect.forkChild(fetch(row.cursor ?? undefined))
         let listed = 0
         let reported = yield* Clock.currentTimeMillis
         let cursor: string | undefined
-        for (let n = 1;; n++) {
-          const { page, linked } = yield* Fiber.join(pending)
-          const more = page.next !== undefined && n < PAGES_PER_STEP()
-          if (more) pending = yield* Effect.forkChild(fetch(page.next))
+        for (;;) {
+          const { page, lookup, last } = yield* Queue.take(queue)
+          const linked = yield* Fiber.join(lookup)
           yield* comparePage(ctx, entity, spec, page.records, linked)
           yield* Metric.update(Metric.withAttributes(recordsMetric, { provider: conn.provider }), page.records.length)
           listed += page.records.length
           const now = yield* Clock.currentTimeMillis
-          if (now - reported >= 500 || !more) {
+          if (now - reported >= 500 || last) {
             yield* sql`UPDATE drift_runs SET provider_records = ${base + listed}, heartbeat_at = now() WHERE id = ${runId}`
             reported = now
           }
           cursor = page.next
-          if (!more) break
+          if (last) break
         }
         return yield* advance(runId, step, cursor === undefined
           ? { stage: "app", entityIndex: row.entity_index, cursor: null }
