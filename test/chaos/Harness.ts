@@ -447,7 +447,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     await Effect.runPromise(Scope.close(scope, Exit.void)).catch(() => {})
     await nats?.stop().catch(() => {})
     const logDir = process.env.CHAOS_ENGINE_LOG
-    if (failures.length > 0 && logDir !== undefined && logDir !== "") {
+    if ((failures.length > 0 || reconnected.length > 0) && logDir !== undefined && logDir !== "") {
       mkdirSync(logDir, { recursive: true })
       engines.forEach((e, i) => writeFileSync(join(logDir, `seed-${seed}-engine-${i + 1}.log`), e.output()))
       note(`engine output: ${logDir}/seed-${seed}-engine-*.log`)
