@@ -15,11 +15,15 @@
  *
  * Prints records/s and the engine's peak RSS (its process tree, sampled from
  * /proc every 100 ms) against the targets of issue 6: under 60 s and under
- * 300 MB for 1,000,000 records. Measured on the 2-core machine (other test
- * runs sharing it): 17,400 records/s (57 s) and 218 MB peak with
- * `--engine-heap 128`; with Node's default heap the RSS reaches ~425 MB (the
- * memory is garbage V8 has not collected yet, not records kept: capped, the
- * run is about 10% slower and stays flat).
+ * 300 MB for 1,000,000 records. Measured on this 2-core machine while other
+ * test runs shared it (load average about 4): with `--engine-heap 128`,
+ * 51 s (19,600 records/s, 38 s of engine CPU) and 233 MB peak RSS; with
+ * Node's default heap, 43 s and 432 MB: the extra memory is garbage V8 has
+ * not collected yet under this allocation rate, not records kept (capped, the
+ * run is somewhat slower and its RSS stays flat).
+ *
+ * `--unlinked N` leaves the last N customers out of the app (a first run on a
+ * connection nobody backfilled: N items missing in the app, settled in bulk).
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
