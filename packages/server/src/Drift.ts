@@ -1156,21 +1156,30 @@ const service = Effect.gen(function*() {
         error = 'the node running it stopped (no heartbeat); the next run starts afresh'
       WHERE status = 'running' AND heartbeat_at < ${new Date(Date.now() - STALE_MS())} RETURNING id`
     for (const d of dead) yield* sql`DELETE FROM drift_seen WHERE run_id = ${d.id}`
-    const conns = yield* sql<{ id: string; tenant_id: string; provider: string; config: unknown }>`
-      SELECT c.id, c.tenant_id, c.provider, t.config FROM connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.status = 'active'`
+    // Only connections with a schedule come back (the tenants' configs are searched in Postgres), with their stored
+    // schedule: in the steady state a tick is this one query, however many connections there are.
+    const conns = yield* sql<{ id: string; tenant_id: string; provider: string; schedule: string; stored: string | null; next_run_at: Date | string | null }>`
+      SELECT c.id, c.tenant_id, c.provider, cc.value->'reconciliation'->>'schedule' AS schedule, s.schedule AS stored, s.next_run_at
+      FROM connections c
+        JOIN tenants t ON t.id = c.tenant_id
+        CROSS JOIN LATERAL jsonb_array_elements(t.config->'connections') AS cc(value)
+        LEFT JOIN drift_schedule s ON s.connection_id = c.id
+      WHERE c.status = 'active' AND cc.value->>'id' = c.id AND cc.value->'reconciliation' ? 'schedule'`
     const now = yield* Clock.currentTimeMillis
     for (const c of conns) {
-      const tenant = json(c.config) as { connections?: ReadonlyArray<{ id: string; reconciliation?: { schedule?: string } }> }
-      const schedule = tenant.connections?.find((x) => x.id === c.id)?.reconciliation?.schedule
-      if (schedule === undefined) continue
-      const cron = Cron.parse(schedule)
+      const cron = Cron.parse(c.schedule)
       if (cron._tag === "Failure") continue
       const next = Cron.next(cron.success, new Date(now))
-      // A new or changed schedule starts counting from now.
-      yield* sql`
-        INSERT INTO drift_schedule (connection_id, schedule, next_run_at) VALUES (${c.id}, ${schedule}, ${next})
-        ON CONFLICT (connection_id) DO UPDATE SET schedule = EXCLUDED.schedule, next_run_at = EXCLUDED.next_run_at
-        WHERE drift_schedule.schedule <> EXCLUDED.schedule`
+      if (c.stored !== c.schedule) {
+        // A new or changed schedule starts counting from now.
+        yield* sql`
+          INSERT INTO drift_schedule (connection_id, schedule, next_run_at) VALUES (${c.id}, ${c.schedule}, ${next})
+          ON CONFLICT (connection_id) DO UPDATE SET schedule = EXCLUDED.schedule, next_run_at = EXCLUDED.next_run_at
+          WHERE drift_schedule.schedule <> EXCLUDED.schedule`
+        continue
+      }
+      if (c.next_run_at === null || millis(c.next_run_at) > now) continue
+      // Due: one node claims it.
       const claimed = yield* sql<{ connection_id: string }>`
         UPDATE drift_schedule SET next_run_at = ${next}
         WHERE connection_id = ${c.id} AND next_run_at <= ${new Date(now)} RETURNING connection_id`
@@ -1178,7 +1187,7 @@ const service = Effect.gen(function*() {
       const found = yield* loadConnection(c.id)
       if (Option.isNone(found)) continue
       const started = yield* begin({ id: c.id, tenantId: c.tenant_id, provider: c.provider }, "scheduled", "schedule", entitiesFor(found.value, undefined))
-      if (Option.isSome(started)) yield* Effect.logInfo(`scheduled reconciliation ${started.value.id} of ${c.id} started (${schedule})`)
+      if (Option.isSome(started)) yield* Effect.logInfo(`scheduled reconciliation ${started.value.id} of ${c.id} started (${c.schedule})`)
     }
   }).pipe(Effect.catchCause((c) => Effect.logWarning("drift scheduler tick failed", Cause.squash(c))))
 
