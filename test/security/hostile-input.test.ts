@@ -19,7 +19,7 @@ import { Xero } from "@concord/providers/xero/Adapter"
 import { Redacted } from "effect"
 import fc from "fast-check"
 import { headers as natsHeaders } from "nats"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { makeMemoryProvider } from "../support/MemoryProvider.ts"
 import { eventually, startEngine, type TestEngine } from "../support/engine.ts"
 import { servicesAvailable } from "../support/services.ts"
@@ -122,6 +122,16 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
     // …and it still does real work.
     const ok = await engine.call("GET", `/v1/tenants/${GAMMA}`, { key: keys[GAMMA] as string })
     expect(ok.status).toBe(200)
+  }
+
+  /** What the engine (in this process) logged: an error or a defect means hostile input reached a bug, whatever the status said. */
+  const logged: Array<string> = []
+  for (const method of ["log", "error", "warn", "info"] as const) {
+    const original = console[method].bind(console)
+    vi.spyOn(console, method).mockImplementation((...args: Array<unknown>) => {
+      logged.push(args.map((a) => (typeof a === "string" ? a : a instanceof Error ? `${a.name}: ${a.message}` : String(a))).join(" "))
+      original(...args)
+    })
   }
 
   beforeAll(async () => {
@@ -505,5 +515,12 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
       expect(record.body.deleted).toBe(false)
       expect((await engine.call("GET", `/v1/tenants/${BETA}/records/contact/c-forged`, { key: keys[BETA] as string })).status).toBe(404)
     })
+  })
+
+  it("the engine logged no error and no defect through all of the above", () => {
+    const bad = logged.filter((l) => /\bERROR\b|defect|Defect|TypeError|ReferenceError/.test(l))
+    expect(bad.map((l) => l.slice(0, 300))).toEqual([])
+    // (and it did log: the spy sees the engine's output)
+    expect(logged.some((l) => l.includes("encryption key"))).toBe(true)
   })
 })
