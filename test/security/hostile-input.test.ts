@@ -276,6 +276,29 @@ describe.skipIf(!servicesAvailable)("hostile input and tenant isolation (real Po
     await ready()
   })
 
+  it("inputs the fuzzing once found answering 500 get a 4xx naming the field", async () => {
+    const key = keys[GAMMA] as string
+    for (const [method, path, body, type, auth] of [
+      // NUL in a path id, a query filter and the OAuth state: Postgres cannot hold it in text.
+      ["POST", `/v1/tenants/${GAMMA}/connections/%00/connect`, undefined, undefined, key],
+      ["GET", `/v1/tenants/${GAMMA}/records/contact/a%00b`, undefined, undefined, key],
+      ["GET", `/v1/tenants/${GAMMA}/audit?recordId=a%00b`, undefined, undefined, key],
+      ["GET", `/v1/tenants/${GAMMA}/records/contact?after=%00`, undefined, undefined, key],
+      ["GET", "/v1/oauth/quickbooks/callback?state=a%00b&code=x", undefined, undefined, ""],
+      // A YAML alias bomb.
+      ["PUT", `/v1/tenants/${GAMMA}`, `a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`, "application/yaml", engine.adminKey]
+    ] as const) {
+      const r = await rawRequest(engine.url, method, path, {
+        headers: { ...(auth === "" ? {} : { authorization: `Bearer ${auth}` }), ...(type === undefined ? {} : { "content-type": type }) },
+        ...(body === undefined ? {} : { body })
+      })
+      expect(r.status, `${method} ${path} → ${r.status} ${r.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400)
+      expect(r.status, `${method} ${path} → ${r.status} ${r.text.slice(0, 300)}`).toBeLessThan(500)
+      expect(r.text, `${method} ${path}`).toMatch(/control character|alias|YAML/)
+    }
+    await ready()
+  })
+
   it("fuzzing every endpoint's parameters, bodies, content types and keys never answers 5xx", async () => {
     const params: Record<string, string> = { tenant: GAMMA, connection: conn(GAMMA), entity: "contact", id: "fz-1", provider: "quickbooks" }
     const seen = new Map<string, Set<number>>()

@@ -583,7 +583,10 @@ export const PublicGroup = HttpApiGroup.make("public")
   }))
   .add(HttpApiEndpoint.get("oauthCallback", "/v1/oauth/:provider/callback", {
     params: { provider: Schema.String },
-    query: Schema.Record(Schema.String, Schema.String),
+    // Whatever the provider adds (code, state, realmId, error…): printable, and no longer than any provider sends.
+    query: Schema.Record(Schema.String, Schema.String.check(
+      Schema.makeFilter((s: string) => (s.length <= 4096 && !controlCharacter.test(s)) || "Expected at most 4096 characters, none of them a control character")
+    )),
     success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/html" })),
     error: [Unprocessable, NotFound]
   }))
