@@ -264,6 +264,14 @@ describe.skipIf(!servicesAvailable)("secrets stay secret; forged and replayed we
       expect((await post(provider, body, undefined)).status).toBe(401)
       expect((await post(provider, body, "!!!not base64!!!")).status).toBe(401)
       expect((await post(provider, body, good.slice(0, -4))).status).toBe(401)
+      // Correctly signed, but not a delivery of this provider: malformed JSON, the wrong shape, an unknown account.
+      for (const junk of ["{not json", "[]", "null", JSON.stringify({ eventNotifications: "x", events: 7 }), body.replace(sb.accounts[0] as string, "no-such-account")]) {
+        const r = await post(provider, junk, hmacSha256Base64(sb.webhookSecret, junk))
+        expect(r.status, `${junk.slice(0, 80)} → ${r.status} ${r.text.slice(0, 200)}`).toBeLessThan(500)
+        // An empty array is an empty CloudEvents batch to QuickBooks (nothing to do); an unknown account is nobody's.
+        const harmless = junk.includes("no-such-account") || (provider === "quickbooks" && junk === "[]")
+        if (!harmless) expect(r.status, junk).toBeGreaterThanOrEqual(400)
+      }
       expect(await inbound()).toBe(before)
       // The genuine delivery is published once…
       expect((await post(provider, body, good)).status).toBe(200)
