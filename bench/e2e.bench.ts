@@ -22,7 +22,7 @@ import { Effect, Exit, Scope } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { connect, headers as natsHeaders } from "nats"
-import { callApi, startChild } from "../test/support/child-engine.ts"
+import { callApi, startChild, quickBooksSandboxEnv } from "../test/support/child-engine.ts"
 import { deleteStreams, freshDatabase, natsUrl, uniqueName } from "../test/support/services.ts"
 
 const args = process.argv.slice(2)
@@ -52,13 +52,7 @@ const main = async () => {
     databaseUrl: db.url,
     natsPrefix: prefix,
     env: {
-      CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-      CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-      CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-      CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-      CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-      CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-      CONCORD_QUICKBOOKS_UNLIMITED: "1",
+      ...quickBooksSandboxEnv(sandbox),
       CONCORD_LOG_LEVEL: "warn",
       ...(process.env.BENCH_PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` })
     }

@@ -32,7 +32,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import * as QuickBooksMapping from "../packages/providers/src/quickbooks/Mapping.ts"
 import * as QuickBooksSandbox from "../packages/providers/src/quickbooks/Sandbox.ts"
 import { Scope } from "effect"
-import { callApi, type ChildEngine, startChild } from "../test/support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../test/support/child-engine.ts"
 import { deleteStreams, freshDatabase, uniqueName } from "../test/support/services.ts"
 
 const args = process.argv.slice(2)
@@ -113,13 +113,7 @@ const main = async () => {
       databaseUrl: db.url,
       natsPrefix: prefix,
       env: {
-        CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-        CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-        CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-        CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-        CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-        CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-        CONCORD_QUICKBOOKS_UNLIMITED: "1",
+        ...quickBooksSandboxEnv(sandbox),
         ...(ENGINE_HEAP > 0 ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${ENGINE_HEAP}`.trim() } : {})
       }
     })

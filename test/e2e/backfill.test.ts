@@ -18,7 +18,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -101,13 +101,7 @@ describe.skipIf(!servicesAvailable)(`backfill of ${RECORDS} records, SIGKILLed t
     })
     db = await freshDatabase()
     env = {
-      CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-      CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-      CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-      CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-      CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-      CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-      CONCORD_QUICKBOOKS_UNLIMITED: "1"
+      ...quickBooksSandboxEnv(sandbox)
     }
     await start()
     expect((await callApi((engine as ChildEngine).url, "PUT", "/v1/tenants/hist", { raw: tenant, contentType: "application/yaml" })).status).toBe(200)

@@ -10,7 +10,7 @@
 import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { freshDatabase, servicesAvailable, uniqueName, deleteStreams } from "../support/services.ts"
 
@@ -51,13 +51,7 @@ describe.skipIf(!servicesAvailable)("a lost create commit and its early echo", (
     sandbox = await Effect.runPromise(QuickBooksSandbox.start({ limits: false, webhookAttempts: 8 }).pipe(Scope.provide(scope)))
     db = await freshDatabase()
     env = {
-      CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-      CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-      CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-      CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-      CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-      CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-      CONCORD_QUICKBOOKS_UNLIMITED: "1",
+      ...quickBooksSandboxEnv(sandbox),
       // The killed node's app change comes back only after this: the echo gets there first.
       CONCORD_ACK_WAIT_MS: "8000"
     }

@@ -8,7 +8,7 @@ import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import { Effect, Exit, Scope } from "effect"
 import { connect } from "nats"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, natsUrl, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -50,13 +50,7 @@ describe.skipIf(!servicesAvailable)("crash recovery (SIGKILL at injected points)
     sandbox = await Effect.runPromise(QuickBooksSandbox.start({ limits: false }).pipe(Scope.provide(scope)))
     db = await freshDatabase()
     env = {
-      CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-      CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-      CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-      CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-      CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-      CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-      CONCORD_QUICKBOOKS_UNLIMITED: "1",
+      ...quickBooksSandboxEnv(sandbox),
       // A killed node's unacknowledged messages come back after this.
       CONCORD_ACK_WAIT_MS: "3000"
     }

@@ -23,6 +23,23 @@ export interface ChildEngine {
 
 export const ADMIN_KEY = "ck_admin0000000_childengineadminsecret000"
 
+/** The settings that point a node's QuickBooks app at a sandbox, with no client-side pacing (the sandbox's limits are off). */
+export const quickBooksSandboxEnv = (sandbox: {
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly webhookSecret: string
+  readonly baseUrl: string
+  readonly endpoints: { readonly authorizeUrl: string; readonly tokenUrl: string }
+}): Record<string, string> => ({
+  CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
+  CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
+  CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
+  CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
+  CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
+  CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
+  CONCORD_QUICKBOOKS_UNLIMITED: "1"
+})
+
 export const startChild = async (options: {
   readonly databaseUrl: string
   readonly natsPrefix: string
