@@ -3,9 +3,17 @@
  *
  * - Reads: `GET /v3/company/{realm}/{entity}/{id}`; lists page through the
  *   query endpoint (`select * from X where … ORDERBY Id STARTPOSITION n
- *   MAXRESULTS m`, at most 1000 a page); changes come from `/cdc` (cursor =
- *   the newest LastUpdatedTime seen, inclusive, so a change is never missed
- *   and may be seen twice — harmless for a state-based engine).
+ *   MAXRESULTS m`, at most 1000 a page); changes come from `/cdc`. Its
+ *   `changedSince` is inclusive and reaches back 30 days only, so the cursor
+ *   follows QuickBooks' own clock: past a full page it is the newest
+ *   LastUpdatedTime seen (page on from there); otherwise it is the answer's
+ *   `time` less a few seconds of settling (a commit can show in the feed a
+ *   moment late), or the newest change if that is later. A change is never
+ *   missed, may be seen twice within those seconds (harmless for a
+ *   state-based engine), and a quiet connection's cursor keeps up with the
+ *   clock instead of falling out of the 30-day window. A cursor that fell out
+ *   anyway (the engine was down for a month) is brought inside it, with a
+ *   warning: the changes before are left to reconciliation.
  * - Writes: one operation goes to `POST /{entity}` (`?operation=delete|void`),
  *   several go to `/batch` (30 a request by default); every write carries
  *   `requestid` (the operation's idempotency key, or a digest of the keys of
@@ -75,6 +83,12 @@ export const MINOR_VERSION = 75
 export const BATCH_SIZE = 30
 const MAX_PAGE = 1000
 const CDC_MAX = 1000
+/** How far back `/cdc` reaches. */
+const CDC_WINDOW_MS = 30 * 86_400_000
+/** A cursor brought inside the window keeps this much margin against the two clocks disagreeing. */
+const CDC_WINDOW_MARGIN_MS = 10 * 60_000
+/** The newest seconds of an answer are read again by the next poll: a commit can reach the feed a moment late. */
+const CDC_SETTLE_MS = 5_000
 
 type Json = Record<string, unknown>
 
@@ -671,7 +685,15 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
     const changes: ProviderClient["changes"] = Effect.fn("QuickBooks.changes")(function*(entities: ReadonlyArray<EntityType>, cursor: string | undefined, since?: string): Effect.fn.Return<ChangesPage, ProviderError> {
         const names = [...new Set(entities.filter((e) => capabilities[e]?.changeFeed === true).flatMap((e) => Mapping.wireEntitiesOf[e]))]
         const now = yield* Clock.currentTimeMillis
-        const changedSince = cursor ?? since ?? new Date(now - 30 * 86_400_000).toISOString()
+        const oldest = now - CDC_WINDOW_MS + CDC_WINDOW_MARGIN_MS
+        const requested = cursor ?? since
+        let changedSince = requested ?? new Date(oldest).toISOString()
+        if (requested !== undefined && !(Date.parse(requested) >= oldest)) {
+          changedSince = new Date(oldest).toISOString()
+          yield* Effect.logWarning(
+            `QuickBooks connection ${context.connectionId}: changes since ${requested} were asked for, but /cdc reaches back 30 days only; reading from ${changedSince}. Run a reconciliation to find any change made before that.`
+          )
+        }
         if (names.length === 0) return { changes: [], cursor: changedSince, hasMore: false }
         const body = yield* send({ method: "GET", path: "cdc", params: { entities: names.join(","), changedSince }, entity: entities.join(",") })
         const decoded = Schema.decodeUnknownResult(Wire.CdcResponse)(body)
@@ -716,7 +738,13 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
           }
         }
         out.sort((a, b) => a.at - b.at)
-        return { changes: out.map((c) => c.change), cursor: newest, hasMore: seen >= CDC_MAX }
+        const hasMore = seen >= CDC_MAX
+        // Not paging on: move up to QuickBooks' clock at this answer, less the settling seconds.
+        const answeredAt = decoded.success.time === undefined ? Number.NaN : Date.parse(decoded.success.time)
+        if (!hasMore && Number.isFinite(answeredAt) && answeredAt - CDC_SETTLE_MS > newestMs) {
+          newest = new Date(answeredAt - CDC_SETTLE_MS).toISOString()
+        }
+        return { changes: out.map((c) => c.change), cursor: newest, hasMore }
       })
 
     // --- writes ------------------------------------------------------------------

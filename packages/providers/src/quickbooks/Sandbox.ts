@@ -1263,6 +1263,10 @@ export const start = (options: QuickBooksSandboxOptions = {}): Effect.Effect<Qui
           if (names.length === 0) throw missing("entities")
           const since = Date.parse(req.query.get("changedSince") ?? "")
           if (Number.isNaN(since)) throw missing("changedSince")
+          // The feed reaches back 30 days only.
+          if (since < now() - 30 * 86_400_000) {
+            throw validation("2010", "Request has invalid or unsupported property", `changedSince ${req.query.get("changedSince")} is more than 30 days in the past; CDC can look back 30 days only`, "changedSince")
+          }
           return json(200, { CDCResponse: [{ QueryResponse: c.cdc(names, since) }], time: time() })
         })
       },

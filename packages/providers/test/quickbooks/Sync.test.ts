@@ -121,6 +121,53 @@ describe("QuickBooks adapter: reading at scale", () => {
       expect(Date.parse(next.cursor)).toBeGreaterThanOrEqual(Date.parse(page.cursor))
     }))
 
+  it.live("a quiet feed's cursor keeps up with QuickBooks' clock: a change is reported once it has settled, not on every poll", () =>
+    Effect.gen(function*() {
+      // The sandbox's clock runs ahead on demand (QuickBooks' clock, as the answers' `time` shows it).
+      let ahead = 0
+      const sb = yield* start({ limits: false, now: () => Date.now() + ahead })
+      const { client } = yield* connect(sb)
+      const since = new Date(Date.now() - 1000).toISOString()
+      const made = written((yield* client.write([{ _tag: "Create", entity: "contact", record: customer("Quiet Ltd"), idempotencyKey: "quiet" }]))[0])
+      const first = yield* client.changes(["contact"], undefined, since)
+      expect(first.changes.map((c) => c._tag === "Upserted" && c.record.externalId)).toContain(made.externalId)
+      // Read again while it settles (the feed may show a commit a moment late), then never again.
+      ahead += 6_000
+      const second = yield* client.changes(["contact"], first.cursor)
+      expect(second.changes.every((c) => c._tag === "Upserted" && c.record.externalId === made.externalId)).toBe(true)
+      expect(Date.parse(second.cursor)).toBeGreaterThan(Date.parse(made.updatedAt))
+      ahead += 60_000
+      const third = yield* client.changes(["contact"], second.cursor)
+      expect(third.changes).toEqual([])
+      expect(Date.parse(third.cursor)).toBeGreaterThan(Date.parse(second.cursor))
+      expect(Date.parse(third.cursor)).toBeGreaterThan(Date.now() + ahead - 10_000)
+      // The next change is reported.
+      sb.accountantEdit(sb.realmId, "contact", made.externalId, { CompanyName: "Quiet and Sons" })
+      const fourth = yield* client.changes(["contact"], third.cursor)
+      expect(fourth.changes.map((c) => c._tag === "Upserted" && c.record.externalId)).toEqual([made.externalId])
+    }))
+
+  it.live("never asks /cdc for more than its 30 days: an older cursor is read from inside the window, where the sandbox refuses the raw request", () =>
+    Effect.gen(function*() {
+      const sb = yield* start({ limits: false })
+      const { client } = yield* connect(sb)
+      const monthAgo = new Date(Date.now() - 31 * 86_400_000).toISOString()
+      const fresh = written((yield* client.write([{ _tag: "Create", entity: "contact", record: customer("Back from holiday"), idempotencyKey: "old-cursor" }]))[0])
+      const page = yield* client.changes(["contact"], monthAgo)
+      expect(page.changes.map((c) => c._tag === "Upserted" && c.record.externalId)).toContain(fresh.externalId)
+      expect(Date.parse(page.cursor)).toBeGreaterThan(Date.parse(monthAgo))
+      // QuickBooks itself refuses a look-back past 30 days (a ValidationFault naming changedSince).
+      const token = sb.issueTokens().access_token
+      const raw = yield* Effect.promise(() =>
+        fetch(`${sb.baseUrl}/v3/company/${sb.realmId}/cdc?entities=Customer&changedSince=${encodeURIComponent(monthAgo)}`, {
+          headers: { authorization: `Bearer ${token}`, accept: "application/json" }
+        }).then(async (r) => ({ status: r.status, body: await r.json() as { Fault?: { type?: string; Error?: Array<{ element?: string }> } } }))
+      )
+      expect(raw.status).toBe(400)
+      expect(raw.body.Fault?.type).toBe("ValidationFault")
+      expect(raw.body.Fault?.Error?.[0]?.element).toBe("changedSince")
+    }))
+
   it.live("pages CDC past its 1000-object limit without losing a change", () =>
     Effect.gen(function*() {
       const sb = yield* start({ limits: false })
