@@ -9,6 +9,7 @@
 import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import { QuickBooks } from "@concord/providers/quickbooks/Adapter"
 import { Effect, Exit, Redacted, Scope } from "effect"
+import { SqlClient } from "effect/sql"
 import { connect, type JetStreamManager } from "nats"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { makeMemoryProvider } from "../support/MemoryProvider.ts"
@@ -266,6 +267,25 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
       expect(record.record.name).toBe("Ada Lovelace")
       const audit = await engine.call("GET", "/v1/tenants/lost/audit?entity=contact&recordId=c-1&limit=100", { key })
       expect((audit.body as Array<{ action: string; actor: string }>).filter((r) => r.action === "pull" && r.actor === "quickbooks")).toHaveLength(1)
+    })
+
+    it("moves a quiet connection's change-feed cursor forward with every poll (QuickBooks' feed reaches back 30 days only)", async () => {
+      const cursor = () =>
+        engine.runtime.runPromise(Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const rows = yield* sql<{ cursor: string }>`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`
+          return rows[0]?.cursor
+        }) as Effect.Effect<string | undefined, never, never>)
+      const pollsNow = async () => (await status(engine, "lost")).polling.polls as number
+      const start = await eventually(cursor)
+      const polls = await pollsNow()
+      // Two more safety polls that find nothing: the stored cursor has moved past where it was.
+      await eventually(async () => ((await pollsNow()) >= polls + 2 ? true : undefined), 30_000, 200)
+      const later = await eventually(async () => {
+        const c = await cursor()
+        return c !== undefined && c !== start ? c : undefined
+      }, 10_000, 200)
+      expect(Date.parse(later)).toBeGreaterThan(Date.parse(start))
     })
   })
 })

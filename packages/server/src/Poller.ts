@@ -316,20 +316,30 @@ export const layer = Layer.effect(
 
     // --- one poll --------------------------------------------------------------
 
-    /** Pages the change feed from `cursorName`, publishing every change before committing each page's cursor. */
+    /**
+     * Pages the change feed from `cursorName`, publishing every change before committing each page's cursor.
+     * A cursor reached past pages without changes (a quiet connection's every poll) is not written here but
+     * handed back as `deferred`, to be written with the poll's schedule row: nothing was published that
+     * depends on it, so losing it in a crash only means the next poll reads the same quiet stretch again.
+     */
     const drain = (info: ConnectionInfo, client: Provider.ProviderClient, entities: ReadonlyArray<Provider.EntityType>, cursorName: string, from: string | null, since: string) =>
       Effect.gen(function*() {
         let cursor = from ?? undefined
+        let written = cursor
         let total = 0
-        for (let page = 0; page < MAX_PAGES; page++) {
+        let more = true
+        for (let page = 0; page < MAX_PAGES && more; page++) {
           const p = yield* client.changes(entities, cursor, cursor === undefined ? since : undefined)
           yield* Effect.forEach(p.changes, (c) => ingest.publish(info.provider, "poll", toMessage(info, c)), { concurrency: 16, discard: true })
           total += p.changes.length
-          if (p.cursor !== cursor) yield* store.setCursor(info.id, cursorName, p.cursor)
+          if (p.changes.length > 0 && p.cursor !== written) {
+            yield* store.setCursor(info.id, cursorName, p.cursor)
+            written = p.cursor
+          }
           cursor = p.cursor
-          if (!p.hasMore) return { changes: total, more: false }
+          more = p.hasMore
         }
-        return { changes: total, more: true }
+        return { changes: total, more, deferred: cursor !== undefined && cursor !== written ? cursor : null }
       })
 
     const describe = (cause: Cause.Cause<unknown>): string => {
@@ -363,17 +373,30 @@ export const layer = Layer.effect(
       readonly last_poll_at: string
       readonly last_changes: number | null
       readonly last_error: string | null
+      /** Change-feed cursors reached past quiet pages (see `drain`), written with the row. */
+      readonly adaptive_cursor: string | null
+      readonly safety_cursor: string | null
     }
     const finished: Array<Finished> = []
     const flush = Effect.suspend(() => {
       if (finished.length === 0) return Effect.void
       const rows = finished.splice(0)
       return sql`
+        WITH v AS (
+          SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(connection_id text, interval_ms integer, next_poll_at timestamptz,
+            next_safety_at timestamptz, last_poll_at timestamptz, last_changes integer, last_error text, adaptive_cursor text, safety_cursor text)
+        ), cursors AS (
+          INSERT INTO sync_cursors (connection_id, name, cursor, updated_at)
+          SELECT v.connection_id, x.name, x.cursor, now()
+          FROM v JOIN connections c ON c.id = v.connection_id
+          CROSS JOIN LATERAL (VALUES (${ADAPTIVE_CURSOR}, v.adaptive_cursor), (${SAFETY_CURSOR}, v.safety_cursor)) AS x(name, cursor)
+          WHERE x.cursor IS NOT NULL
+          ON CONFLICT (connection_id, name) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()
+        )
         UPDATE poll_state p SET interval_ms = v.interval_ms, next_poll_at = v.next_poll_at, next_safety_at = v.next_safety_at,
           last_poll_at = v.last_poll_at, last_changes = v.last_changes, last_error = v.last_error,
           polls = p.polls + 1, claimed_until = NULL, updated_at = now()
-        FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(connection_id text, interval_ms integer, next_poll_at timestamptz,
-          next_safety_at timestamptz, last_poll_at timestamptz, last_changes integer, last_error text)
+        FROM v
         WHERE p.connection_id = v.connection_id`.pipe(
         Effect.asVoid,
         // Not written: the claims lapse after the lease and the polls run again from the committed cursors.
@@ -441,7 +464,9 @@ export const layer = Layer.effect(
           next_safety_at: iso(nextSafety),
           last_poll_at: new Date(finishedAt).toISOString(),
           last_changes: lastChanges,
-          last_error: error
+          last_error: error,
+          adaptive_cursor: adaptive?.deferred ?? null,
+          safety_cursor: safety?.deferred ?? null
         })
         const outcome = ok ? "ok" : "error"
         if (adaptiveDue) yield* metrics.polled(info.provider, "adaptive", outcome, adaptive?.changes ?? 0, interval / 1000)
@@ -497,6 +522,9 @@ export const layer = Layer.effect(
           batch.push(entry)
         }
         if (batch.length > 0) {
+          // Finished polls are recorded first: a claim must read the cursors they reached, and the record
+          // (which releases its claim) must not land on top of the new claim.
+          yield* flush
           inFlight += batch.length
           const claimed = yield* claim(batch.map((e) => e.id), now).pipe(
             Effect.catchCause((c) => Effect.logWarning("poller: could not claim polls", c).pipe(Effect.as([] as ReadonlyArray<ClaimRow>)))
