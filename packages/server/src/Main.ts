@@ -7,11 +7,16 @@
  * tenant wired to them (see Demo.ts).
  */
 import { Effect, Layer, Option, Redacted } from "effect"
+import { getHeapStatistics } from "node:v8"
 import { ApiKeys } from "./ApiKeys.ts"
 import { Nats } from "./nats/Nats.ts"
 import { logging, tracing } from "./Observability.ts"
 import { node } from "./Server.ts"
 import { Settings } from "./Settings.ts"
+
+/** The V8 heap limit this node runs with (bin/concord.js sets it from CONCORD_MAX_HEAP_MB). */
+const heapLimit = () =>
+  `V8 heap limit ${Math.round(getHeapStatistics().heap_size_limit / 1048576)} MB (CONCORD_MAX_HEAP_MB; default 1024, 0 for Node's own)`
 
 /** What a person needs after start: where it listens and how to call it. */
 const banner = Effect.gen(function*() {
@@ -26,6 +31,7 @@ const banner = Effect.gen(function*() {
     `  health        ${url}/healthz, ${url}/readyz, metrics ${url}/metrics`,
     `  Postgres      ${Option.isSome(settings.databaseUrl) ? "DATABASE_URL" : `embedded, data in ${settings.dataDir}/postgres`}`,
     `  NATS          ${Option.isSome(settings.natsUrl) ? nats.url : `local nats-server at ${nats.url}, data in ${settings.dataDir}/nats`}`,
+    `  memory        ${heapLimit()}`,
     `  admin key     in ${adminKeyHint}`,
     `                export CONCORD_ADMIN_KEY=${Option.isSome(settings.adminKey) ? "..." : Redacted.value(keys.adminKey)}`
   ]
@@ -41,7 +47,7 @@ export const program = Effect.gen(function*() {
   )
 })
 
-export const runnable = program.pipe(
+export const runnable = Effect.andThen(Effect.logInfo(`starting: Node ${process.version}, ${heapLimit()}`), program).pipe(
   Effect.provide(Layer.mergeAll(logging, tracing)),
   Effect.provide(Settings.layer)
 )
