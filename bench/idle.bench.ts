@@ -208,6 +208,7 @@ const main = async () => {
 
     // 3. Sample for a minute.
     const metricsBefore = await fetch(`${engine.url}/metrics`).then((r) => r.text())
+    const requestsBefore = { quickbooks: requests.quickbooks, xero: xero.stats.requests }
     const first = sample(pid)
     const threadsBefore = threads(pid)
     const started = Date.now()
@@ -222,6 +223,7 @@ const main = async () => {
     }
     const elapsed = (Date.now() - started) / 1000
     const threadsAfter = threads(pid)
+    const sampled = { quickbooks: requests.quickbooks - requestsBefore.quickbooks, xero: xero.stats.requests - requestsBefore.xero }
     const metricsAfter = await fetch(`${engine.url}/metrics`).then((r) => r.text())
     const cpuSeconds = (last.ticks - first.ticks) / CLK_TCK
     const cpuPct = (cpuSeconds / elapsed) * 100
@@ -245,7 +247,7 @@ const main = async () => {
     console.log(`  CPU             ${fmt(cpuPct, 2)}% of one core (${fmt(cpuSeconds, 2)} s in ${fmt(elapsed, 0)} s; ${fmt(systemPct, 2)}% of it in the kernel)    target < 5%   ${cpuPct < 5 ? "OK" : "MISSED"}`)
     console.log(`  polls           ${fmt(adaptive)} adaptive polls at the ceiling (~${fmt(expectedAdaptive)} expected), ${fmt(polls - adaptive)} safety polls riding along (~${fmt(expected - expectedAdaptive)} expected), ${fmt(pollErrors)} failed`)
     console.log(`  schedule        ${fmt(scheduled)} connections scheduled, most overdue poll ${fmt(lag, 1)} s late`)
-    console.log(`  sandbox         ${fmt(requests.quickbooks)} QuickBooks API requests since the engine started`)
+    console.log(`  provider calls  ${fmt(sampled.quickbooks)} QuickBooks and ${fmt(sampled.xero)} Xero requests in the sample (${fmt((sampled.quickbooks + sampled.xero) / Math.max(1, polls), 2)} a poll)`)
     const busiest = [...threadsAfter].map(([name, t]) => [name, (t - (threadsBefore.get(name) ?? 0)) / CLK_TCK] as const).filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1])
     console.log(`  CPU by thread   ${busiest.slice(0, 6).map(([name, s]) => `${name} ${fmt((s / elapsed) * 100, 2)}%`).join(", ")}`)
     const state = await pollState()

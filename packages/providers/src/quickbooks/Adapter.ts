@@ -65,6 +65,7 @@ import type {
   WriteOp,
   WriteResult
 } from "../Provider.ts"
+import * as Http from "../Http.ts"
 import * as RateLimiter from "../RateLimiter.ts"
 import { verifyHmacSha256Base64 } from "../Signatures.ts"
 import * as Mapping from "./Mapping.ts"
@@ -364,7 +365,6 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       concurrent: options.concurrent ?? 10,
       ...(context.unlimited === undefined ? {} : { unlimited: context.unlimited })
     })
-    const http = yield* Effect.provide(Effect.service(HttpClient.HttpClient), FetchHttpClient.layer)
     const minor = String(options.minorVersion ?? MINOR_VERSION)
     const batchSize = Math.max(1, options.batchSize ?? BATCH_SIZE)
     const timeoutMs = options.timeoutMs ?? 30_000
@@ -382,18 +382,18 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
       Random.next.pipe(Effect.map((r) => Math.min(15_000, backoffMs * 2 ** n) * (0.75 + r * 0.5)))
 
     const attempt = (call: Call, token: Redacted.Redacted<string>): Effect.Effect<Attempt> => {
-      let request = (call.method === "GET" ? HttpClientRequest.get(`${root}/${call.path}`) : HttpClientRequest.post(`${root}/${call.path}`)).pipe(
-        HttpClientRequest.setUrlParams({ ...call.params, minorversion: minor }),
-        HttpClientRequest.bearerToken(Redacted.value(token)),
-        HttpClientRequest.acceptJson
-      )
-      if (call.body !== undefined) request = HttpClientRequest.bodyJsonUnsafe(request, call.body)
-      return http.execute(request).pipe(
-        Effect.flatMap((response) =>
-          response.text.pipe(Effect.map((text): Attempt => ({ _tag: "Response", status: response.status, headers: response.headers, text })))
-        ),
+      const query = new URLSearchParams({ ...call.params, minorversion: minor }).toString()
+      const headers: Record<string, string> = { authorization: `Bearer ${Redacted.value(token)}`, accept: "application/json" }
+      if (call.body !== undefined) headers["content-type"] = "application/json"
+      return Http.send({
+        method: call.method,
+        url: `${root}/${call.path}?${query}`,
+        headers,
+        ...(call.body === undefined ? {} : { body: JSON.stringify(call.body) })
+      }).pipe(
+        Effect.map((answer): Attempt => ({ _tag: "Response", status: answer.status, headers: answer.headers, text: answer.text })),
         Effect.timeout(timeoutMs),
-        Effect.catch((e) => Effect.succeed<Attempt>({ _tag: "Transport", reason: e._tag === "TimeoutError" ? `no answer within ${timeoutMs} ms` : String(e) }))
+        Effect.catch((e) => Effect.succeed<Attempt>({ _tag: "Transport", reason: "reason" in e ? e.reason : `no answer within ${timeoutMs} ms` }))
       )
     }
 

@@ -62,6 +62,7 @@ import type {
   WriteOp,
   WriteResult
 } from "../Provider.ts"
+import * as Http from "../Http.ts"
 import * as RateLimiter from "../RateLimiter.ts"
 import { verifyHmacSha256Base64 } from "../Signatures.ts"
 import * as M from "./Mapping.ts"
@@ -128,20 +129,10 @@ const form = (fields: Record<string, string>) => new URLSearchParams(fields).toS
 const basic = (app: OAuthApp) => `Basic ${Buffer.from(`${app.clientId}:${Redacted.value(app.clientSecret)}`).toString("base64")}`
 const endpointsOf = (app: OAuthApp): OAuthEndpoints => ({ ...defaultEndpoints, ...app.endpoints })
 
-interface RawResponse {
-  readonly status: number
-  readonly headers: Headers
-  readonly text: string
-}
+type RawResponse = Http.HttpAnswer
 
-const fetchRaw = (url: string, init: RequestInit) =>
-  Effect.tryPromise({
-    try: async (signal) => {
-      const res = await fetch(url, { ...init, signal })
-      return { status: res.status, headers: res.headers, text: await res.text() } satisfies RawResponse
-    },
-    catch: (e) => e
-  })
+const fetchRaw = (url: string, init: { readonly method?: "GET" | "POST"; readonly headers: Record<string, string>; readonly body?: string }) =>
+  Http.send({ method: init.method ?? "GET", url, headers: init.headers, ...(init.body === undefined ? {} : { body: init.body }) })
 
 const parseJson = (text: string): unknown => {
   try {
@@ -172,7 +163,7 @@ const tokenRequest = (app: OAuthApp, body: Record<string, string>) =>
       method: "POST",
       headers: { authorization: basic(app), "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: form(body)
-    }).pipe(Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `token endpoint unreachable: ${String(e)}` })))
+    }).pipe(Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `token endpoint unreachable: ${e.reason}` })))
     const payload = parseJson(res.text)
     if (res.status !== 200) {
       const err = Schema.decodeUnknownOption(W.TokenError)(payload)
@@ -189,7 +180,7 @@ const listConnections = (app: OAuthApp, accessToken: string) =>
   Effect.gen(function*() {
     const url = endpointsOf(app).connectionsUrl ?? defaultEndpoints.connectionsUrl as string
     const res = yield* fetchRaw(url, { headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" } }).pipe(
-      Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `connections endpoint unreachable: ${String(e)}` }))
+      Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `connections endpoint unreachable: ${e.reason}` }))
     )
     if (res.status !== 200) return yield* new AuthFailed({ provider: PROVIDER, reason: `GET /connections answered HTTP ${res.status}: ${res.text.slice(0, 200)}` })
     const decoded = Schema.decodeUnknownResult(W.Connections)(parseJson(res.text))
@@ -328,14 +319,13 @@ const client = (context: ConnectionContext) =>
         if (req.body !== undefined) headers["content-type"] = "application/json"
         if (req.idempotencyKey !== undefined) headers["Idempotency-Key"] = req.idempotencyKey
         if (req.ifModifiedSince !== undefined) headers["If-Modified-Since"] = req.ifModifiedSince
-        const init: RequestInit = { method: req.method, headers, ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }) }
-        return yield* fetchRaw(url.toString(), init).pipe(
+        return yield* Http.send({ method: req.method, url: url.toString(), headers, ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }) }).pipe(
           Effect.timeoutOrElse({
             duration: Duration.millis(REQUEST_TIMEOUT_MS),
-            orElse: () => Effect.fail(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`))
+            orElse: () => Effect.fail({ reason: `no answer within ${REQUEST_TIMEOUT_MS} ms` })
           }),
           Effect.map((r) => ({ _tag: "Response" as const, response: r })),
-          Effect.catch((e) => Effect.succeed({ _tag: "Transport" as const, reason: e instanceof Error ? e.message : String(e) }))
+          Effect.catch((e) => Effect.succeed({ _tag: "Transport" as const, reason: e.reason }))
         )
       })
 
@@ -383,8 +373,8 @@ const client = (context: ConnectionContext) =>
             continue
           }
           if (res.status === 429) {
-            const retryAfterMs = Math.max(1, Number(res.headers.get("retry-after") ?? "1") || 1) * 1000
-            const problem = res.headers.get("x-rate-limit-problem") ?? "minute"
+            const retryAfterMs = Math.max(1, Number(res.headers["retry-after"] ?? "1") || 1) * 1000
+            const problem = res.headers["x-rate-limit-problem"] ?? "minute"
             if (problem.toLowerCase() === "day") {
               const now = yield* Clock.currentTimeMillis
               dayBlockedUntil = now + retryAfterMs
@@ -401,7 +391,7 @@ const client = (context: ConnectionContext) =>
             yield* Effect.sleep(Duration.millis(200 * 2 ** transient))
             continue
           }
-          const remaining = res.headers.get("x-daylimit-remaining")
+          const remaining = res.headers["x-daylimit-remaining"]
           if (remaining === "0" && context.unlimited !== true) {
             const now = yield* Clock.currentTimeMillis
             dayBlockedUntil = Math.max(dayBlockedUntil, (Math.floor(now / 86_400_000) + 1) * 86_400_000)
