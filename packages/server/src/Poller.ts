@@ -209,12 +209,23 @@ export const layer = Layer.effect(
 
     const discoveryMs = Number(process.env.CONCORD_POLL_DISCOVERY_MS ?? 5_000)
     const concurrency = Math.max(1, Number(process.env.CONCORD_POLL_CONCURRENCY ?? 8))
-    const tickMs = Math.max(1, Number(process.env.CONCORD_POLL_TICK_MS ?? 250))
-
     const scope = yield* Effect.scope
     const entries = new Map<string, Entry>()
     const heap = new Heap()
     let inFlight = 0
+    /**
+     * The longest the loop sleeps between claims (default 1 s; never over a quarter of the smallest polling
+     * floor in use). Polls falling due meanwhile are claimed, run and recorded together: at 10,000 quiet
+     * connections (`npm run bench -- idle`) a 250 ms tick cost an idle node 4.1% of a core, a 1 s tick
+     * 2.7–3.6%; a poll is at most a tick late.
+     */
+    const maxTickMs = Math.max(1, Number(process.env.CONCORD_POLL_TICK_MS ?? 1_000))
+    let tickMs = maxTickMs
+    const retick = () => {
+      let floor = Number.POSITIVE_INFINITY
+      for (const e of entries.values()) floor = Math.min(floor, e.settings.floorMs)
+      tickMs = Math.max(1, Math.min(maxTickMs, Math.floor(floor / 4)))
+    }
 
     const schedule = (entry: Entry, due: number) => {
       entry.gen++
@@ -507,6 +518,7 @@ export const layer = Layer.effect(
         let now = yield* Clock.currentTimeMillis
         if (now >= nextDiscovery) {
           yield* discover.pipe(Effect.catchCause((c) => Effect.logWarning("poller: could not read the connections", c)))
+          retick()
           now = yield* Clock.currentTimeMillis
           nextDiscovery = now + discoveryMs
           yield* metrics.pollSchedule(entries.size, Math.max(0, (now - (heap.peek()?.due ?? now)) / 1000))
