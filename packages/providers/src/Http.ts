@@ -12,7 +12,9 @@
  * followed (the provider APIs answer where they are asked).
  */
 import { Effect } from "effect"
-import { Agent, interceptors, request as undiciRequest } from "undici"
+import { promisify } from "node:util"
+import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
+import { Agent, request as undiciRequest } from "undici"
 
 export interface HttpRequest {
   readonly method: "GET" | "POST" | "PUT" | "DELETE"
@@ -34,7 +36,23 @@ export interface HttpTransportFailure {
 }
 
 const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connect: { timeout: 10_000 } })
-  .compose(interceptors.decompress())
+
+const gunzipAsync = promisify(gunzip)
+const inflateAsync = promisify(inflate)
+const inflateRawAsync = promisify(inflateRaw)
+const brotliAsync = promisify(brotliDecompress)
+
+/** The body as text, inflated per Content-Encoding (deflate as zlib, else raw, as browsers accept both). */
+const decode = async (body: Buffer, encoding: string | undefined): Promise<string> => {
+  let out = body
+  for (const coding of (encoding ?? "").split(",").map((c) => c.trim().toLowerCase()).filter((c) => c !== "" && c !== "identity").reverse()) {
+    if (coding === "gzip" || coding === "x-gzip") out = await gunzipAsync(out)
+    else if (coding === "br") out = await brotliAsync(out)
+    else if (coding === "deflate") out = await inflateAsync(out).catch(() => inflateRawAsync(out))
+    else throw new Error(`unsupported Content-Encoding '${coding}'`)
+  }
+  return out.toString("utf8")
+}
 
 const flatten = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
   const out: Record<string, string> = {}
@@ -55,8 +73,9 @@ export const send = (req: HttpRequest): Effect.Effect<HttpAnswer, HttpTransportF
         dispatcher,
         signal
       })
-      const text = await res.body.text()
-      return { status: res.statusCode, headers: flatten(res.headers), text } satisfies HttpAnswer
+      const headers = flatten(res.headers)
+      const text = await decode(Buffer.from(await res.body.arrayBuffer()), headers["content-encoding"])
+      return { status: res.statusCode, headers, text } satisfies HttpAnswer
     },
     catch: (e): HttpTransportFailure => ({ reason: e instanceof Error ? `${e.name}: ${e.message}` : String(e) })
   })

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { brotliCompressSync, gzipSync } from "node:zlib"
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib"
 import * as Http from "../src/Http.ts"
 
 const serve = (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
@@ -48,19 +48,30 @@ describe("Http.send", () => {
       expect(seen).toEqual([{ method: "POST", auth: "Bearer t", body: "{\"n\":1}" }])
     }))
 
-  it.live("asks for compressed answers and inflates gzip and brotli", () =>
+  it.live("asks for compressed answers and inflates gzip, brotli and deflate", () =>
     Effect.gen(function*() {
       const page = JSON.stringify({ QueryResponse: { Customer: Array.from({ length: 500 }, (_, i) => ({ Id: String(i), DisplayName: `Customer ${i}` })) } })
       const accepted: Array<string | undefined> = []
       const server = yield* serve((req, res) => {
         accepted.push(req.headers["accept-encoding"])
-        const br = req.url?.includes("br") === true
-        res.writeHead(200, { "Content-Type": "application/json", "Content-Encoding": br ? "br" : "gzip" })
-        res.end(br ? brotliCompressSync(page) : gzipSync(page))
+        const coding = req.url?.slice(1) ?? ""
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Encoding": coding })
+        res.end(coding === "br" ? brotliCompressSync(page) : coding === "deflate" ? deflateSync(page) : gzipSync(page))
       })
-      expect((yield* Http.send({ method: "GET", url: `${server.url}/gzip`, headers: {} })).text).toBe(page)
-      expect((yield* Http.send({ method: "GET", url: `${server.url}/br`, headers: {} })).text).toBe(page)
+      for (const coding of ["gzip", "br", "deflate"]) {
+        expect((yield* Http.send({ method: "GET", url: `${server.url}/${coding}`, headers: {} })).text, coding).toBe(page)
+      }
       expect(accepted.every((a) => a !== undefined && /gzip/.test(a) && /br/.test(a))).toBe(true)
+    }))
+
+  it.live("reports an answer it cannot inflate as a transport failure naming the encoding", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => {
+        res.writeHead(200, { "Content-Encoding": "zstd-unknown" })
+        res.end("????")
+      })
+      const failure = yield* Effect.flip(Http.send({ method: "GET", url: server.url, headers: {} }))
+      expect(failure.reason).toMatch(/Content-Encoding 'zstd-unknown'/)
     }))
 
   it.live("reports a refused connection as a transport failure that says why", () =>
