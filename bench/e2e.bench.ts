@@ -22,7 +22,7 @@ import { Effect, Exit, Scope } from "effect"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { connect, headers as natsHeaders } from "nats"
-import { callApi, startChild, quickBooksSandboxEnv } from "../test/support/child-engine.ts"
+import { callApi, startChild, sandboxEnv } from "../test/support/child-engine.ts"
 import { deleteStreams, freshDatabase, natsUrl, uniqueName } from "../test/support/services.ts"
 
 const args = process.argv.slice(2)
@@ -52,7 +52,7 @@ const main = async () => {
     databaseUrl: db.url,
     natsPrefix: prefix,
     env: {
-      ...quickBooksSandboxEnv(sandbox),
+      ...sandboxEnv(sandbox),
       CONCORD_LOG_LEVEL: "warn",
       ...(process.env.BENCH_PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` })
     }

@@ -33,7 +33,7 @@ import { Settings } from "../packages/server/src/Settings.ts"
 import * as Database from "../packages/server/src/storage/Database.ts"
 import { chunks, nonEmpty } from "../packages/server/src/storage/Rows.ts"
 import * as VaultModule from "../packages/server/src/storage/Vault.ts"
-import { callApi, startChild } from "../test/support/child-engine.ts"
+import { callApi, sandboxEnv, startChild } from "../test/support/child-engine.ts"
 import { deleteStreams, freshDatabase, uniqueName } from "../test/support/services.ts"
 
 const args = process.argv.slice(2)
@@ -174,22 +174,12 @@ const main = async () => {
   console.log(`registered ${fmt(CONNECTIONS)} connections (${fmt(CONNECTIONS / 2)} QuickBooks, ${fmt(CONNECTIONS / 2)} Xero) in ${fmt((Date.now() - registered) / 1000, 1)} s`)
 
   // 2. The engine, as its own process.
-  const env = (p: string, s: typeof qbo | typeof xero): Record<string, string> => ({
-    [`CONCORD_${p}_CLIENT_ID`]: s.clientId,
-    [`CONCORD_${p}_CLIENT_SECRET`]: s.clientSecret,
-    [`CONCORD_${p}_WEBHOOK_SECRET`]: s.webhookSecret,
-    [`CONCORD_${p}_TOKEN_URL`]: s.endpoints.tokenUrl,
-    [`CONCORD_${p}_AUTHORIZE_URL`]: s.endpoints.authorizeUrl,
-    ...(s.endpoints.connectionsUrl === undefined ? {} : { [`CONCORD_${p}_CONNECTIONS_URL`]: s.endpoints.connectionsUrl }),
-    [`CONCORD_${p}_API_URL`]: s.baseUrl,
-    [`CONCORD_${p}_UNLIMITED`]: "1"
-  })
   const engine = await startChild({
     databaseUrl: db.url,
     natsPrefix: prefix,
     env: {
-      ...env("QUICKBOOKS", qbo),
-      ...env("XERO", xero),
+      ...sandboxEnv(qbo),
+      ...sandboxEnv(xero),
       CONCORD_LOG_LEVEL: "warn",
       ...(process.env.CONCORD_POLL_TICK_MS === undefined ? {} : { CONCORD_POLL_TICK_MS: process.env.CONCORD_POLL_TICK_MS }),
       ...(process.env.BENCH_PROFILE === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` })

@@ -32,7 +32,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import * as QuickBooksMapping from "../packages/providers/src/quickbooks/Mapping.ts"
 import * as QuickBooksSandbox from "../packages/providers/src/quickbooks/Sandbox.ts"
 import { Scope } from "effect"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../test/support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../test/support/child-engine.ts"
 import { deleteStreams, freshDatabase, uniqueName } from "../test/support/services.ts"
 
 const args = process.argv.slice(2)
@@ -113,7 +113,7 @@ const main = async () => {
       databaseUrl: db.url,
       natsPrefix: prefix,
       env: {
-        ...quickBooksSandboxEnv(sandbox),
+        ...sandboxEnv(sandbox),
         ...(ENGINE_HEAP === undefined ? {} : { CONCORD_MAX_HEAP_MB: String(ENGINE_HEAP) })
       }
     })

@@ -11,7 +11,7 @@ import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, sandboxEnv, startChild } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { databaseUrl, freshDatabase, uniqueName } from "../support/services.ts"
 import { check, type Observed } from "./Check.ts"
@@ -153,20 +153,7 @@ export const runSeed = async (seed: number, options: SeedOptions = {}): Promise<
     nats = await startPrivateNats()
     db = await freshDatabase("concord_chaos")
     const env: Record<string, string> = { NATS_URL: nats.url, CONCORD_ACK_WAIT_MS: "3000", CONCORD_MAX_DELIVER: "5", CONCORD_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "warn" }
-    for (const side of ["quickbooks", "xero"] as const) {
-      const s = sandboxes[side]
-      const p = side.toUpperCase()
-      Object.assign(env, {
-        [`CONCORD_${p}_CLIENT_ID`]: s.clientId,
-        [`CONCORD_${p}_CLIENT_SECRET`]: s.clientSecret,
-        [`CONCORD_${p}_WEBHOOK_SECRET`]: s.webhookSecret,
-        [`CONCORD_${p}_AUTHORIZE_URL`]: s.endpoints.authorizeUrl,
-        [`CONCORD_${p}_TOKEN_URL`]: s.endpoints.tokenUrl,
-        [`CONCORD_${p}_API_URL`]: s.baseUrl,
-        [`CONCORD_${p}_UNLIMITED`]: "1",
-        ...(s.endpoints.connectionsUrl === undefined ? {} : { [`CONCORD_${p}_CONNECTIONS_URL`]: s.endpoints.connectionsUrl })
-      })
-    }
+    for (const side of ["quickbooks", "xero"] as const) Object.assign(env, sandboxEnv(sandboxes[side]))
 
     // The engine, supervised: restarted after a crash point fires, as a process manager would.
     let port = 0

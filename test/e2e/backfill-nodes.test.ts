@@ -10,7 +10,7 @@ import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../../packages/server/src/storage/Database.ts"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -56,7 +56,7 @@ describe.skipIf(!servicesAvailable)("backfill on a two-node cluster, owner kille
     for (let i = 0; i < RECORDS; i++) sandbox.insert(sandbox.realmId, "Customer", { DisplayName: `Customer ${i}` })
     db = await freshDatabase()
     env = {
-      ...quickBooksSandboxEnv(sandbox)
+      ...sandboxEnv(sandbox)
     }
     const a = await startNode()
     await startNode()

@@ -18,7 +18,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -101,7 +101,7 @@ describe.skipIf(!servicesAvailable)(`backfill of ${RECORDS} records, SIGKILLed t
     })
     db = await freshDatabase()
     env = {
-      ...quickBooksSandboxEnv(sandbox)
+      ...sandboxEnv(sandbox)
     }
     await start()
     expect((await callApi((engine as ChildEngine).url, "PUT", "/v1/tenants/hist", { raw: tenant, contentType: "application/yaml" })).status).toBe(200)

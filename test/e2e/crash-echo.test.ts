@@ -10,7 +10,7 @@
 import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { freshDatabase, servicesAvailable, uniqueName, deleteStreams } from "../support/services.ts"
 
@@ -51,7 +51,7 @@ describe.skipIf(!servicesAvailable)("a lost create commit and its early echo", (
     sandbox = await Effect.runPromise(QuickBooksSandbox.start({ limits: false, webhookAttempts: 8 }).pipe(Scope.provide(scope)))
     db = await freshDatabase()
     env = {
-      ...quickBooksSandboxEnv(sandbox),
+      ...sandboxEnv(sandbox),
       // The killed node's app change comes back only after this: the echo gets there first.
       CONCORD_ACK_WAIT_MS: "8000"
     }

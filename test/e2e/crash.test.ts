@@ -8,7 +8,7 @@ import * as QuickBooksSandbox from "@concord/providers/quickbooks/Sandbox"
 import { Effect, Exit, Scope } from "effect"
 import { connect } from "nats"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, natsUrl, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -50,7 +50,7 @@ describe.skipIf(!servicesAvailable)("crash recovery (SIGKILL at injected points)
     sandbox = await Effect.runPromise(QuickBooksSandbox.start({ limits: false }).pipe(Scope.provide(scope)))
     db = await freshDatabase()
     env = {
-      ...quickBooksSandboxEnv(sandbox),
+      ...sandboxEnv(sandbox),
       // A killed node's unacknowledged messages come back after this.
       CONCORD_ACK_WAIT_MS: "3000"
     }

@@ -11,7 +11,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { callApi, type ChildEngine, startChild, quickBooksSandboxEnv } from "../support/child-engine.ts"
+import { callApi, type ChildEngine, startChild, sandboxEnv } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, servicesAvailable, uniqueName } from "../support/services.ts"
 
@@ -59,7 +59,7 @@ describe.skipIf(!servicesAvailable)("a reconciliation run survives its engine be
     })
     db = await freshDatabase()
     env = {
-      ...quickBooksSandboxEnv(sandbox),
+      ...sandboxEnv(sandbox),
       CONCORD_DRIFT_PAGE_SIZE: String(PAGE),
       CONCORD_DRIFT_PAGES_PER_STEP: "2"
     }

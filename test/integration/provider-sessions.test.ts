@@ -11,6 +11,7 @@ import * as XeroSandbox from "@concord/providers/xero/Sandbox"
 import { type ConnectionInfo, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import { Effect, Exit, Option, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { sandboxEnv } from "../support/child-engine.ts"
 import { startEngine, type TestEngine } from "../support/engine.ts"
 import { servicesAvailable } from "../support/services.ts"
 
@@ -38,11 +39,8 @@ describe.skipIf(!servicesAvailable)("provider sessions (real engine, Xero sandbo
     sandbox = await Effect.runPromise(XeroSandbox.start({ limits: true, accounts: 2 }).pipe(Scope.provide(scope)))
     engine = await startEngine({
       env: {
-        CONCORD_XERO_CLIENT_ID: sandbox.clientId,
-        CONCORD_XERO_CLIENT_SECRET: sandbox.clientSecret,
-        CONCORD_XERO_TOKEN_URL: sandbox.endpoints.tokenUrl,
-        CONCORD_XERO_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-        CONCORD_XERO_API_URL: sandbox.baseUrl,
+        // The adapter's own pacing stays on: the sandbox enforces Xero's limits.
+        ...sandboxEnv(sandbox, { unlimited: false }),
         CONCORD_SESSION_IDLE_MS: String(IDLE_MS)
       }
     })

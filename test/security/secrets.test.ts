@@ -23,7 +23,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { freePort } from "../../packages/server/src/storage/Database.ts"
-import { ADMIN_KEY, callApi, type ChildEngine, startChild } from "../support/child-engine.ts"
+import { ADMIN_KEY, callApi, type ChildEngine, sandboxEnv, startChild } from "../support/child-engine.ts"
 import { eventually } from "../support/engine.ts"
 import { deleteStreams, freshDatabase, servicesAvailable, uniqueName } from "../support/services.ts"
 import { type Db, dumpDatabase, openDb, rawRequest, streamMessages, withNats } from "./support.ts"
@@ -85,23 +85,13 @@ describe.skipIf(!servicesAvailable)("secrets stay secret; forged and replayed we
     database = await freshDatabase()
     db = openDb(database.url)
     const port = await freePort()
-    const env = (p: string, sb: Sandbox): Record<string, string> => ({
-      [`CONCORD_${p}_CLIENT_ID`]: sb.clientId,
-      [`CONCORD_${p}_CLIENT_SECRET`]: sb.clientSecret,
-      [`CONCORD_${p}_WEBHOOK_SECRET`]: sb.webhookSecret,
-      [`CONCORD_${p}_AUTHORIZE_URL`]: sb.endpoints.authorizeUrl,
-      [`CONCORD_${p}_TOKEN_URL`]: sb.endpoints.tokenUrl,
-      ...(sb.endpoints.connectionsUrl === undefined ? {} : { [`CONCORD_${p}_CONNECTIONS_URL`]: sb.endpoints.connectionsUrl }),
-      [`CONCORD_${p}_API_URL`]: sb.baseUrl,
-      [`CONCORD_${p}_UNLIMITED`]: "1"
-    })
     node = await startChild({
       databaseUrl: database.url,
       natsPrefix: prefix,
       port,
       env: {
-        ...env("QUICKBOOKS", qbo),
-        ...env("XERO", xero),
+        ...sandboxEnv(qbo),
+        ...sandboxEnv(xero),
         CONCORD_PUBLIC_URL: `http://127.0.0.1:${port}`,
         CONCORD_ENCRYPTION_KEYS: `k1:${ENCRYPTION_KEY}`,
         CONCORD_LOG_LEVEL: "debug"

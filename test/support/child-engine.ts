@@ -23,22 +23,31 @@ export interface ChildEngine {
 
 export const ADMIN_KEY = "ck_admin0000000_childengineadminsecret000"
 
-/** The settings that point a node's QuickBooks app at a sandbox, with no client-side pacing (the sandbox's limits are off). */
-export const quickBooksSandboxEnv = (sandbox: {
+/**
+ * The settings that point a node's app for a provider at its sandbox (`CONCORD_<PROVIDER>_…`). By default
+ * with no client-side pacing, for sandboxes with their limits off; `{ unlimited: false }` keeps the
+ * adapter's pacing, for a sandbox enforcing the provider's limits.
+ */
+export const sandboxEnv = (sandbox: {
+  readonly provider: string
   readonly clientId: string
   readonly clientSecret: string
   readonly webhookSecret: string
   readonly baseUrl: string
-  readonly endpoints: { readonly authorizeUrl: string; readonly tokenUrl: string }
-}): Record<string, string> => ({
-  CONCORD_QUICKBOOKS_CLIENT_ID: sandbox.clientId,
-  CONCORD_QUICKBOOKS_CLIENT_SECRET: sandbox.clientSecret,
-  CONCORD_QUICKBOOKS_WEBHOOK_SECRET: sandbox.webhookSecret,
-  CONCORD_QUICKBOOKS_AUTHORIZE_URL: sandbox.endpoints.authorizeUrl,
-  CONCORD_QUICKBOOKS_TOKEN_URL: sandbox.endpoints.tokenUrl,
-  CONCORD_QUICKBOOKS_API_URL: sandbox.baseUrl,
-  CONCORD_QUICKBOOKS_UNLIMITED: "1"
-})
+  readonly endpoints: { readonly authorizeUrl: string; readonly tokenUrl: string; readonly connectionsUrl?: string }
+}, options: { readonly unlimited?: boolean } = {}): Record<string, string> => {
+  const p = sandbox.provider.toUpperCase()
+  return {
+    [`CONCORD_${p}_CLIENT_ID`]: sandbox.clientId,
+    [`CONCORD_${p}_CLIENT_SECRET`]: sandbox.clientSecret,
+    [`CONCORD_${p}_WEBHOOK_SECRET`]: sandbox.webhookSecret,
+    [`CONCORD_${p}_AUTHORIZE_URL`]: sandbox.endpoints.authorizeUrl,
+    [`CONCORD_${p}_TOKEN_URL`]: sandbox.endpoints.tokenUrl,
+    ...(sandbox.endpoints.connectionsUrl === undefined ? {} : { [`CONCORD_${p}_CONNECTIONS_URL`]: sandbox.endpoints.connectionsUrl }),
+    [`CONCORD_${p}_API_URL`]: sandbox.baseUrl,
+    ...(options.unlimited === false ? {} : { [`CONCORD_${p}_UNLIMITED`]: "1" })
+  }
+}
 
 export const startChild = async (options: {
   readonly databaseUrl: string
