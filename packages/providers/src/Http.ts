@@ -11,10 +11,11 @@
  * decompressed (gzip, deflate, br), as `fetch` would, and redirects are not
  * followed (the provider APIs answer where they are asked).
  */
-import { Effect } from "effect"
+import { Effect, Redacted } from "effect"
 import { promisify } from "node:util"
 import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib"
 import { Agent, request as undiciRequest } from "undici"
+import type { OAuthApp } from "./Provider.ts"
 
 export interface HttpRequest {
   readonly method: "GET" | "POST" | "PUT" | "DELETE"
@@ -79,3 +80,7 @@ export const send = (req: HttpRequest): Effect.Effect<HttpAnswer, HttpTransportF
     },
     catch: (e): HttpTransportFailure => ({ reason: e instanceof Error ? `${e.name}: ${e.message}` : String(e) })
   })
+
+/** The `authorization` header an OAuth app sends to a token endpoint (RFC 6749 §2.3.1 client_secret_basic). */
+export const basicAuth = (app: OAuthApp): string =>
+  `Basic ${Buffer.from(`${app.clientId}:${Redacted.value(app.clientSecret)}`).toString("base64")}`

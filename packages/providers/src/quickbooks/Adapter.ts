@@ -32,7 +32,6 @@
  */
 import { Canonical } from "@concord/core"
 import { Clock, Context, Effect, Option, Random, Redacted, Schema, type Scope, Stream } from "effect"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { createHash } from "node:crypto"
 import {
   AuthFailed,
@@ -139,26 +138,29 @@ export const capabilities: Readonly<Partial<Record<EntityType, EntityCapabilitie
 const endpointsOf = (app: OAuthApp) => ({ ...DEFAULT_ENDPOINTS, ...app.endpoints })
 
 const tokenRequest = (app: OAuthApp, form: Record<string, string>): Effect.Effect<{ status: number; body: unknown }, AuthFailed> =>
-  Effect.gen(function*() {
-    const http = yield* HttpClient.HttpClient
-    const request = HttpClientRequest.post(endpointsOf(app).tokenUrl).pipe(
-      HttpClientRequest.basicAuth(app.clientId, Redacted.value(app.clientSecret)),
-      HttpClientRequest.acceptJson,
-      HttpClientRequest.bodyUrlParams(form)
-    )
-    const response = yield* http.execute(request)
-    const text = yield* response.text
-    let body: unknown
-    try {
-      body = JSON.parse(text)
-    } catch {
-      body = text
-    }
-    return { status: response.status, body }
+  Http.send({
+    method: "POST",
+    url: endpointsOf(app).tokenUrl,
+    headers: {
+      authorization: Http.basicAuth(app),
+      accept: "application/json",
+      "content-type": "application/x-www-form-urlencoded"
+    },
+    body: new URLSearchParams(form).toString()
   }).pipe(
+    Effect.map((answer) => {
+      let body: unknown
+      try {
+        body = JSON.parse(answer.text)
+      } catch {
+        body = answer.text
+      }
+      return { status: answer.status, body }
+    }),
     Effect.timeout(30_000),
-    Effect.catch((e) => Effect.fail(new AuthFailed({ provider: PROVIDER_ID, reason: `token endpoint unreachable: ${String(e)}` }))),
-    Effect.provide(FetchHttpClient.layer)
+    Effect.catch((e) =>
+      Effect.fail(new AuthFailed({ provider: PROVIDER_ID, reason: `token endpoint unreachable: ${"reason" in e ? e.reason : "no answer within 30 s"}` }))
+    )
   )
 
 const toTokenSet = (body: unknown): Effect.Effect<TokenSet, AuthFailed> =>

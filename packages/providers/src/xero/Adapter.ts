@@ -126,7 +126,6 @@ const batchCollections = new Set<W.Collection>(["Contacts", "Items", "Invoices",
 // Small helpers
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
-const basic = (app: OAuthApp) => `Basic ${Buffer.from(`${app.clientId}:${Redacted.value(app.clientSecret)}`).toString("base64")}`
 const endpointsOf = (app: OAuthApp): OAuthEndpoints => ({ ...defaultEndpoints, ...app.endpoints })
 
 type RawResponse = Http.HttpAnswer
@@ -161,7 +160,7 @@ const tokenRequest = (app: OAuthApp, body: Record<string, string>) =>
   Effect.gen(function*() {
     const res = yield* fetchRaw(endpointsOf(app).tokenUrl, {
       method: "POST",
-      headers: { authorization: basic(app), "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      headers: { authorization: Http.basicAuth(app), "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: form(body)
     }).pipe(Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `token endpoint unreachable: ${e.reason}` })))
     const payload = parseJson(res.text)
