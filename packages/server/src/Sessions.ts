@@ -117,15 +117,15 @@ export const layer = Layer.effect(
               ...(app.unlimited === true ? { unlimited: true } : {})
             }).pipe(Scope.provide(scope))
             // Another fiber may have opened the same session while this one built its own: use theirs.
-            const raced = shared.get(connection.id)
-            if (raced !== undefined && raced.key === key && raced !== entry) {
+            // Otherwise what is there (if anything) was opened for another account or URL: retire it.
+            const present = shared.get(connection.id)
+            if (present !== undefined && present.key === key) {
               yield* Scope.close(scope, Exit.void)
-              entry = raced
+              entry = present
             } else {
-              const previous = shared.get(connection.id)
-              if (previous !== undefined) {
-                previous.retired = true
-                if (previous.refs === 0) yield* close(previous)
+              if (present !== undefined) {
+                present.retired = true
+                if (present.refs === 0) yield* close(present)
               }
               entry = { key, session: { provider, client }, scope, refs: 0, lastUsed: yield* Clock.currentTimeMillis, retired: false }
               shared.set(connection.id, entry)
