@@ -1167,10 +1167,13 @@ const service = Effect.gen(function*() {
       WHERE c.status = 'active' AND cc.value->>'id' = c.id AND cc.value->'reconciliation' ? 'schedule'`
     const now = yield* Clock.currentTimeMillis
     for (const c of conns) {
+      const changed = c.stored !== c.schedule
+      // Unchanged and not due (nearly every connection, every tick): nothing to compute.
+      if (!changed && (c.next_run_at === null || millis(c.next_run_at) > now)) continue
       const cron = Cron.parse(c.schedule)
       if (cron._tag === "Failure") continue
       const next = Cron.next(cron.success, new Date(now))
-      if (c.stored !== c.schedule) {
+      if (changed) {
         // A new or changed schedule starts counting from now.
         yield* sql`
           INSERT INTO drift_schedule (connection_id, schedule, next_run_at) VALUES (${c.id}, ${c.schedule}, ${next})
@@ -1178,7 +1181,6 @@ const service = Effect.gen(function*() {
           WHERE drift_schedule.schedule <> EXCLUDED.schedule`
         continue
       }
-      if (c.next_run_at === null || millis(c.next_run_at) > now) continue
       // Due: one node claims it.
       const claimed = yield* sql<{ connection_id: string }>`
         UPDATE drift_schedule SET next_run_at = ${next}
