@@ -17,7 +17,7 @@
  * /proc every 100 ms) against the targets of issue 6: under 60 s and under
  * 300 MB for 1,000,000 records. The engine runs as `concord serve` does,
  * with its default heap limit (CONCORD_MAX_HEAP_MB, 1024 MB): with Node's own
- * default (a quarter of this machine's memory, 4 GB) V8 let garbage pile up
+ * default (4,144 MB on this 24 GiB machine) V8 let garbage pile up
  * to ~440 MB under this allocation rate before collecting, although the
  * records themselves are never all held (bench/RESULTS.md has the runs).
  * `--engine-heap MB` sets another limit (0: Node's own default).

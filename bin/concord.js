@@ -5,7 +5,7 @@
 //
 // `concord serve` also runs with a bounded V8 old space: CONCORD_MAX_HEAP_MB
 // (default 1024, never above what Node would pick on this machine; 0 leaves
-// Node's own default). With Node's default of a quarter of the machine's
+// Node's own default). With Node's default, which grows with the machine's
 // memory, V8 lets garbage pile up to hundreds of MB under a reconciliation's
 // allocation rate before it collects; bounded, the node stays well under it
 // at about the same speed (bench/RESULTS.md, `npm run bench -- reconcile`).
