@@ -291,5 +291,51 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
       }, 10_000, 200)
       expect(Date.parse(later)).toBeGreaterThan(Date.parse(start))
     })
+
+    it("resumed after more than QuickBooks' 30-day feed, a connection is reconciled once (trigger feed_gap) and the accountant's edit arrives", async () => {
+      const sql = <A extends object>(run: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
+        engine.runtime.runPromise(Effect.gen(function*() {
+          return yield* run(yield* SqlClient.SqlClient)
+        }) as Effect.Effect<ReadonlyArray<A>, never, never>)
+      const key = (await engine.call("POST", "/v1/tenants/lost/keys", { key: engine.adminKey, body: {} })).body.key as string
+      const ext = (await engine.call("GET", "/v1/tenants/lost/records/contact/c-1", { key })).body.sync[0].externalId as string
+      const gapRuns = async () => {
+        const r = await engine.call("GET", "/v1/tenants/lost/drift/runs?connection=lost-conn", { key })
+        expect(r.status).toBe(200)
+        return (r.body as Array<{ trigger: string; requestedBy: string; status: string; entities: Array<string> }>).filter((run) => run.trigger === "feed_gap")
+      }
+      expect(await gapRuns()).toEqual([])
+
+      expect((await engine.call("POST", "/v1/tenants/lost/connections/lost-conn/pause", { key: engine.adminKey, body: {} })).status).toBe(200)
+      // Paused for 40 days, as far as the stored cursor can tell (a poll that was running as it paused may write
+      // its cursor after us: set it until it stays).
+      const fortyDaysAgo = new Date(Date.now() - 40 * 86_400_000).toISOString()
+      await eventually(async () => {
+        await sql((s) => s`UPDATE sync_cursors SET cursor = ${fortyDaysAgo} WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
+        await sleep(1500)
+        const rows = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
+        return rows[0]?.cursor === fortyDaysAgo ? true : undefined
+      }, 20_000, 0)
+      qbo.setWebhookFaults({ dropRate: 1 })
+      qbo.accountantEdit(qbo.realmId, "contact", ext, { PrimaryEmailAddr: { Address: "ada@returned.example" } })
+      await qbo.webhooksIdle()
+
+      expect((await engine.call("POST", "/v1/tenants/lost/connections/lost-conn/resume", { key: engine.adminKey })).status).toBe(200)
+      const [run] = await eventually(async () => {
+        const runs = await gapRuns()
+        return runs.length > 0 && runs.every((r) => r.status !== "running") ? runs : undefined
+      }, 30_000, 200)
+      expect(run).toMatchObject({ trigger: "feed_gap", requestedBy: "poller", status: "completed", entities: ["contact"] })
+      await eventually(async () => {
+        const r = await engine.call("GET", "/v1/tenants/lost/records/contact/c-1", { key })
+        return r.body?.record?.email === "ada@returned.example" ? true : undefined
+      }, 30_000, 200)
+      // The cursor is inside the window again, and later polls start no other run.
+      const polls = (await status(engine, "lost")).polling.polls as number
+      await eventually(async () => ((await status(engine, "lost")).polling.polls >= polls + 2 ? true : undefined), 30_000, 200)
+      const [stored] = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
+      expect(Date.parse(stored?.cursor ?? "")).toBeGreaterThan(Date.now() - 30 * 86_400_000)
+      expect(await gapRuns()).toHaveLength(1)
+    })
   })
 })

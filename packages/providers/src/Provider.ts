@@ -141,6 +141,11 @@ export interface ChangesPage {
   readonly cursor: string
   /** More changes are waiting right now (call again without pausing). */
   readonly hasMore: boolean
+  /**
+   * The feed could not reach back to the cursor (QuickBooks' `/cdc` keeps 30 days): changes made
+   * between `from` and `to` were not read and only a full-state reconciliation can find them.
+   */
+  readonly gap?: { readonly from: string; readonly to: string }
 }
 
 export type WriteOp =

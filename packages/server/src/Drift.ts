@@ -33,7 +33,9 @@
  *
  * One run per connection at a time (a unique index on running runs).
  * Scheduled runs are claimed in `drift_schedule` (the connection's cron, UTC)
- * by one node. A run is an `effect/workflow` workflow whose steps commit a
+ * by one node. The poller starts one (`feed_gap`, `catchUp`) when a change
+ * feed could not reach back to a connection's cursor, e.g. QuickBooks after
+ * a connection was paused for more than 30 days. A run is an `effect/workflow` workflow whose steps commit a
  * checkpoint (entity, provider cursor, stage) in its `drift_runs` row: killed
  * anywhere, it resumes at its last checkpoint on this node restarted or on
  * another. A run that nevertheless stops sending heartbeats (15 minutes) is
@@ -82,12 +84,18 @@ const STALE_MS = () => envNumber("CONCORD_DRIFT_STALE_MS", 15 * 60_000)
 // ---------------------------------------------------------------------------
 // Rows and views
 
+/**
+ * Why a run started: a connection's schedule, a request through the API, or the poller finding that a
+ * provider's change feed could not reach back to the connection's cursor (`feed_gap`).
+ */
+export type Trigger = "scheduled" | "manual" | "feed_gap"
+
 interface RunRow {
   readonly id: string
   readonly tenant_id: string
   readonly connection_id: string
   readonly provider: string
-  readonly trigger: "scheduled" | "manual"
+  readonly trigger: Trigger
   readonly requested_by: string
   readonly status: "running" | "completed" | "failed"
   readonly entities: unknown
@@ -1063,6 +1071,11 @@ export class DriftRuns extends Context.Service<DriftRuns, {
   readonly runs: (tenantId: string | undefined, connectionId: string | undefined, limit: number | undefined) => Effect.Effect<ReadonlyArray<DriftRunView>, NotFound>
   /** One run with a page of its items, of `tenantId` only or of any tenant. */
   readonly run: (tenantId: string | undefined, id: string, page: { readonly offset?: number; readonly limit?: number; readonly kind?: Drift.DriftKind }) => Effect.Effect<DriftRunDetail, NotFound>
+  /**
+   * Starts a reconciliation of `entities` (those enabled) because a change feed skipped changes made between
+   * `gap.from` and `gap.to`; none when one is running already (it reads the state after the gap too).
+   */
+  readonly catchUp: (connectionId: string, entities: ReadonlyArray<string>, gap: { readonly from: string; readonly to: string }) => Effect.Effect<Option.Option<DriftRunView>>
 }>()("concord/server/DriftRuns") {}
 
 const newRunId = () => `dr_${randomUUID().replace(/-/g, "").slice(0, 20)}`
@@ -1076,7 +1089,7 @@ const service = Effect.gen(function*() {
     DriftWorkflow.execute({ runId }, { discard: true }).pipe(Effect.provideService(WorkflowEngine.WorkflowEngine, engine), Effect.asVoid)
 
   /** Inserts a running run (none if one is running already) and starts it on this node. */
-  const begin = (conn: { readonly id: string; readonly tenantId: string; readonly provider: string }, trigger: "scheduled" | "manual", by: string, entities: ReadonlyArray<string>) =>
+  const begin = (conn: { readonly id: string; readonly tenantId: string; readonly provider: string }, trigger: Trigger, by: string, entities: ReadonlyArray<string>) =>
     Effect.gen(function*() {
       const id = newRunId()
       const inserted = yield* sql<RunRow>`
@@ -1149,6 +1162,26 @@ const service = Effect.gen(function*() {
       } satisfies DriftRunDetail
     })
 
+  const catchUp = (connectionId: string, asked: ReadonlyArray<string>, gap: { readonly from: string; readonly to: string }) =>
+    Effect.gen(function*() {
+      const found = yield* loadConnection(connectionId)
+      if (Option.isNone(found) || found.value.status !== "active") return Option.none<DriftRunView>()
+      const conn = found.value
+      const enabled = new Set(entitiesFor(conn, undefined))
+      const entities = asked.filter((e) => enabled.has(e))
+      if (entities.length === 0) return Option.none<DriftRunView>()
+      const started = yield* begin(conn, "feed_gap", "poller", entities)
+      if (Option.isSome(started)) {
+        yield* Effect.logWarning(
+          `reconciliation ${started.value.id} of ${connectionId} (${entities.join(", ")}) started: the ${conn.provider} change feed skipped changes made between ${gap.from} and ${gap.to}`
+        )
+      }
+      return Option.map(started, toRunView)
+    }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql),
+      Effect.catchCause((c) => Effect.logWarning(`could not start the reconciliation of ${connectionId} after a change-feed gap`, Cause.squash(c)).pipe(Effect.as(Option.none<DriftRunView>())))
+    )
+
   // The scheduler: due runs by each connection's cron (claimed in drift_schedule by one node), and runs left by dead nodes.
   const tick = Effect.gen(function*() {
     const dead = yield* sql<{ id: string }>`
@@ -1202,7 +1235,8 @@ const service = Effect.gen(function*() {
   return DriftRuns.of({
     reconcileNow: (t, c, r, by) => reconcileNow(t, c, r, by).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
     runs,
-    run
+    run,
+    catchUp
   })
 })
 

@@ -12,7 +12,10 @@
  * crash polls the page again rather than losing it. The message id is the
  * change's content hash (`Ingest.messageId`), so a change that a webhook and a
  * poll both report is dropped by JetStream's duplicate window, and after it
- * the pipeline finds the provider state it already holds (a no-op).
+ * the pipeline finds the provider state it already holds (a no-op). A page
+ * that reports a gap (the cursor is older than the feed keeps: QuickBooks'
+ * `/cdc` reaches back 30 days) starts a reconciliation of those entities
+ * (`DriftRuns.catchUp`), which finds what the feed can no longer tell.
  *
  * The schedule lives in `poll_state` (interval, due times, last poll, last
  * change count): a restarted node keeps each connection's cadence, and a poll
@@ -28,6 +31,7 @@ import type { ProviderChange } from "@concord/reconciler/Inbound"
 import { type ConnectionInfo, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import { Cause, Clock, Context, Effect, Layer, Option, Random, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { DriftRuns } from "./Drift.ts"
 import { Ingest } from "./nats/Ingest.ts"
 import { Metrics } from "./Observability.ts"
 import * as Cadence from "./PollCadence.ts"
@@ -206,6 +210,7 @@ export const layer = Layer.effect(
     const providers = yield* Providers
     const ingest = yield* Ingest
     const metrics = yield* Metrics
+    const drift = yield* DriftRuns
 
     const discoveryMs = Number(process.env.CONCORD_POLL_DISCOVERY_MS ?? 5_000)
     const concurrency = Math.max(1, Number(process.env.CONCORD_POLL_CONCURRENCY ?? 8))
@@ -341,6 +346,8 @@ export const layer = Layer.effect(
         let more = true
         for (let page = 0; page < MAX_PAGES && more; page++) {
           const p = yield* client.changes(entities, cursor, cursor === undefined ? since : undefined)
+          // The feed skipped a stretch (the cursor is older than it keeps): a full-state run finds what was in it.
+          if (p.gap !== undefined) yield* drift.catchUp(info.id, entities, p.gap)
           yield* Effect.forEach(p.changes, (c) => ingest.publish(info.provider, "poll", toMessage(info, c)), { concurrency: 16, discard: true })
           total += p.changes.length
           if (p.changes.length > 0 && p.cursor !== written) {

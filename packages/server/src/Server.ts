@@ -40,7 +40,8 @@ export const infrastructure = Layer.mergeAll(Nats.layer, Metrics.layer, Provider
 )
 
 /** The engine: sessions, actors, ingest, services behind the API. */
-const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer, Poller.layer, Backfills.layer.pipe(Layer.provide(Tenants.layer)), Drift.layer.pipe(Layer.provide(Tenants.layer))).pipe(
+const drift = Drift.layer.pipe(Layer.provide(Tenants.layer))
+const engine = Layer.mergeAll(Tenants.layer, Queries.layer, Webhooks.layer, ApiKeys.layer, Poller.layer.pipe(Layer.provide(drift)), Backfills.layer.pipe(Layer.provide(Tenants.layer)), drift).pipe(
   Layer.provideMerge(Changes.layer.pipe(Layer.provide(Tenants.layer))),
   Layer.provideMerge(Cluster.layer()),
   Layer.provideMerge(Sessions.layer),

@@ -690,10 +690,12 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         const oldest = now - CDC_WINDOW_MS + CDC_WINDOW_MARGIN_MS
         const requested = cursor ?? since
         let changedSince = requested ?? new Date(oldest).toISOString()
+        let gap: ChangesPage["gap"]
         if (requested !== undefined && !(Date.parse(requested) >= oldest)) {
           changedSince = new Date(oldest).toISOString()
+          gap = { from: requested, to: changedSince }
           yield* Effect.logWarning(
-            `QuickBooks connection ${context.connectionId}: changes since ${requested} were asked for, but /cdc reaches back 30 days only; reading from ${changedSince}. Run a reconciliation to find any change made before that.`
+            `QuickBooks connection ${context.connectionId}: changes since ${requested} were asked for, but /cdc reaches back 30 days only; reading from ${changedSince}. A reconciliation finds any change made before that.`
           )
         }
         if (names.length === 0) return { changes: [], cursor: changedSince, hasMore: false }
@@ -746,7 +748,7 @@ export const makeClient = (context: ConnectionContext, options: QuickBooksClient
         if (!hasMore && Number.isFinite(answeredAt) && answeredAt - CDC_SETTLE_MS > newestMs) {
           newest = new Date(answeredAt - CDC_SETTLE_MS).toISOString()
         }
-        return { changes: out.map((c) => c.change), cursor: newest, hasMore }
+        return { changes: out.map((c) => c.change), cursor: newest, hasMore, ...(gap === undefined ? {} : { gap }) }
       })
 
     // --- writes ------------------------------------------------------------------

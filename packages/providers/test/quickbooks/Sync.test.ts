@@ -156,6 +156,12 @@ describe("QuickBooks adapter: reading at scale", () => {
       const page = yield* client.changes(["contact"], monthAgo)
       expect(page.changes.map((c) => c._tag === "Upserted" && c.record.externalId)).toContain(fresh.externalId)
       expect(Date.parse(page.cursor)).toBeGreaterThan(Date.parse(monthAgo))
+      // The page says which stretch it could not read, so the engine can reconcile it.
+      expect(page.gap?.from).toBe(monthAgo)
+      expect(Date.parse(page.gap?.to ?? "")).toBeGreaterThan(Date.now() - 30 * 86_400_000)
+      expect(Date.parse(page.gap?.to ?? "")).toBeLessThan(Date.parse(fresh.updatedAt))
+      // A cursor inside the window has no gap.
+      expect((yield* client.changes(["contact"], page.cursor)).gap).toBeUndefined()
       // QuickBooks itself refuses a look-back past 30 days (a ValidationFault naming changedSince).
       const token = sb.issueTokens().access_token
       const raw = yield* Effect.promise(() =>

@@ -460,7 +460,8 @@ export const DriftRunView = Schema.Struct({
   tenant: Schema.String,
   connection: Schema.String,
   provider: Schema.String,
-  trigger: Schema.Literals(["scheduled", "manual"]),
+  /** `feed_gap`: started by the poller when a provider's change feed could not reach back to the cursor. */
+  trigger: Schema.Literals(["scheduled", "manual", "feed_gap"]),
   requestedBy: Schema.String,
   status: Schema.Literals(["running", "completed", "failed"]),
   entities: Schema.Array(Schema.String),

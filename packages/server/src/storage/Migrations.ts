@@ -434,6 +434,13 @@ const m0014 = Effect.gen(function*() {
   yield* sql`REINDEX INDEX records_natural_key`
 })
 
+/** A reconciliation the poller starts when a change feed skipped changes (QuickBooks' 30-day `/cdc`). */
+const m0015 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE drift_runs DROP CONSTRAINT drift_runs_trigger_check`
+  yield* sql`ALTER TABLE drift_runs ADD CONSTRAINT drift_runs_trigger_check CHECK (trigger IN ('scheduled', 'manual', 'feed_gap'))`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -448,7 +455,8 @@ export const migrations = {
   "11_drift": m0011,
   "12_drift_checkpoints": m0012,
   "13_records_natural_key": m0013,
-  "14_natural_key_whitespace": m0014
+  "14_natural_key_whitespace": m0014,
+  "15_drift_feed_gap": m0015
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
