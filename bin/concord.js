@@ -47,11 +47,18 @@ if (major < 22 || (major === 22 && minor < 19)) {
   const flag = heapFlag()
   // Not spawnSync: a supervisor's SIGTERM to this PID must reach the real process.
   const child = spawn(bundled, [...(flag === undefined ? [] : [flag]), script, ...args], { stdio: "inherit" })
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"]) {
+  const forwarded = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"]
+  for (const signal of forwarded) {
     process.on(signal, () => child.kill(signal))
   }
+  // End as the real process ended: with its code, or killed by its signal (our handlers off first, or the
+  // signal would only be forwarded to the dead child).
   child.on("exit", (code, signal) => {
-    if (signal !== null) process.kill(process.pid, signal)
+    if (signal !== null) {
+      for (const s of forwarded) process.removeAllListeners(s)
+      process.kill(process.pid, signal)
+      return
+    }
     process.exit(code ?? 1)
   })
 } else {
