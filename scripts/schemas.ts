@@ -17,7 +17,8 @@ import { Canonical, Config, Ledger } from "@concord/core"
 import * as Events from "@concord/reconciler/Events"
 import { InboundMessage } from "@concord/reconciler/Inbound"
 import { JsonSchema, Schema } from "effect"
-import { consumerConfig, DeadLetter } from "../packages/server/src/nats/Consumer.ts"
+import { consumerConfig } from "../packages/server/src/nats/Consumer.ts"
+import { DeadLetter } from "../packages/server/src/nats/DeadLetters.ts"
 import { streamConfigs, streamNames } from "../packages/server/src/nats/Nats.ts"
 
 const pretty = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`

@@ -12,7 +12,7 @@
 import { Clock, Console, Effect, Option, Schema } from "effect"
 import { Argument, CliError, Command, Flag, Prompt } from "effect/cli"
 import type { StoredMsg } from "nats"
-import { DeadLetter, ORIGINAL_SEQ_HEADER, REPLACES_HEADER, REPLAY_OF_HEADER } from "../nats/Consumer.ts"
+import { DeadLetter, ORIGINAL_SEQ_HEADER, REPLACES_HEADER, REPLAY_OF_HEADER } from "../nats/DeadLetters.ts"
 import { connectJetstream, getMessage, isToken, type Jetstream, natsCall, natsFlags, republish, runId, scan } from "./Jetstream.ts"
 import { CliFailure, foundProblems, jsonFlag, printJson, table } from "./Output.ts"
 import * as Progress from "./Progress.ts"

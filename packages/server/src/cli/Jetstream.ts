@@ -19,7 +19,7 @@ import {
   nanos,
   type StoredMsg
 } from "nats"
-import { ORIGINAL_SEQ_HEADER } from "../nats/Consumer.ts"
+import { ORIGINAL_SEQ_HEADER } from "../nats/DeadLetters.ts"
 import { type StreamNames, streamNames } from "../nats/Nats.ts"
 import { CliFailure } from "./Output.ts"
 

@@ -17,6 +17,7 @@ import { SqlClient } from "effect/sql"
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type JsMsg, nanos } from "nats"
 import { Metrics } from "../Observability.ts"
 import { Settings } from "../Settings.ts"
+import { DeadLetter, ORIGINAL_SEQ_HEADER, REPLACES_HEADER, REPLAY_OF_HEADER } from "./DeadLetters.ts"
 import { Nats, type StreamNames } from "./Nats.ts"
 
 const decodeInbound = Schema.decodeUnknownExit(Schema.fromJsonString(InboundMessage))
@@ -26,28 +27,6 @@ const encoder = new TextEncoder()
 /** Backoff before the next attempt of a failed message: 1 s, 2 s, 4 s … capped at 60 s. */
 export const backoffMs = (deliveries: number): number => Math.min(60_000, 1000 * 2 ** Math.max(0, deliveries - 1))
 
-export const DeadLetter = Schema.Struct({
-  originalSubject: Schema.String,
-  streamSequence: Schema.Number,
-  deliveries: Schema.Number,
-  error: Schema.Struct({ tag: Schema.String, message: Schema.String }),
-  /** The original message as JSON when it decoded, else its raw text. */
-  message: Schema.Unknown,
-  deadAt: Schema.String
-}).pipe(Schema.annotate({ identifier: "DeadLetter", description: "An inbound message that exhausted its retries or could never succeed" }))
-export type DeadLetter = typeof DeadLetter.Type
-
-// Re-published messages (`concord replay`, `concord dlq replay`) carry these headers.
-/**
- * The `CONCORD_IN` sequence of the first copy of a re-published message. App
- * changes are ordered by it, so a replayed old change keeps its place and never
- * overrides a newer one (the pipeline then uses the newer stored state).
- */
-export const ORIGINAL_SEQ_HEADER = "Concord-Original-Seq"
-/** The `CONCORD_DLQ` sequence of the dead letter a re-published message re-processes. */
-export const REPLAY_OF_HEADER = "Concord-Replay-Of"
-/** On a dead letter whose replay failed again: the `CONCORD_DLQ` sequence of the dead letter it replaces. */
-export const REPLACES_HEADER = "Concord-Replaces"
 
 /** A positive integer header, if present. */
 const seqHeader = (msg: JsMsg, name: string): number | undefined => {
