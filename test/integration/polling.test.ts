@@ -292,7 +292,7 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
       expect(Date.parse(later)).toBeGreaterThan(Date.parse(start))
     })
 
-    it("resumed after more than QuickBooks' 30-day feed, a connection is reconciled once (trigger feed_gap) and the accountant's edit arrives", async () => {
+    it("resumed after more than QuickBooks' 30-day feed, a connection is reconciled once (trigger feed_gap), every entity, and the accountant's edit arrives", async () => {
       const sql = <A extends object>(run: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
         engine.runtime.runPromise(Effect.gen(function*() {
           return yield* run(yield* SqlClient.SqlClient)
@@ -305,16 +305,27 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
         return (r.body as Array<{ trigger: string; requestedBy: string; status: string; entities: Array<string> }>).filter((run) => run.trigger === "feed_gap")
       }
       expect(await gapRuns()).toEqual([])
+      // Currencies have no webhooks: polled adaptively, so both of the connection's feeds skip.
+      const put = await engine.call("PUT", "/v1/tenants/lost", {
+        key: engine.adminKey,
+        raw: tenantYaml("lost", "quickbooks", "{ floor: 1s, ceiling: 5s, safety: 2s }", "contact: { direction: both }\n      currency: { direction: pull }"),
+        headers: { "content-type": "application/yaml" }
+      })
+      expect(put.status, JSON.stringify(put.body)).toBe(200)
+      await eventually(async () => ((await status(engine, "lost")).polling?.entities?.includes("currency") ? true : undefined))
 
       expect((await engine.call("POST", "/v1/tenants/lost/connections/lost-conn/pause", { key: engine.adminKey, body: {} })).status).toBe(200)
-      // Paused for 40 days, as far as the stored cursor can tell (a poll that was running as it paused may write
-      // its cursor after us: set it until it stays).
+      // Paused for 40 days, as far as the stored cursors can tell (a poll that was running as it paused may write
+      // its cursor after us: set them until they stay).
       const fortyDaysAgo = new Date(Date.now() - 40 * 86_400_000).toISOString()
       await eventually(async () => {
-        await sql((s) => s`UPDATE sync_cursors SET cursor = ${fortyDaysAgo} WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
+        await sql((s) => s`
+          INSERT INTO sync_cursors (connection_id, name, cursor, updated_at)
+          VALUES ('lost-conn', 'poll', ${fortyDaysAgo}, now()), ('lost-conn', 'poll:safety', ${fortyDaysAgo}, now())
+          ON CONFLICT (connection_id, name) DO UPDATE SET cursor = EXCLUDED.cursor`)
         await sleep(1500)
-        const rows = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
-        return rows[0]?.cursor === fortyDaysAgo ? true : undefined
+        const rows = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name IN ('poll', 'poll:safety')`)
+        return rows.length === 2 && rows.every((r) => r.cursor === fortyDaysAgo) ? true : undefined
       }, 20_000, 0)
       qbo.setWebhookFaults({ dropRate: 1 })
       qbo.accountantEdit(qbo.realmId, "contact", ext, { PrimaryEmailAddr: { Address: "ada@returned.example" } })
@@ -325,7 +336,8 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
         const runs = await gapRuns()
         return runs.length > 0 && runs.every((r) => r.status !== "running") ? runs : undefined
       }, 30_000, 200)
-      expect(run).toMatchObject({ trigger: "feed_gap", requestedBy: "poller", status: "completed", entities: ["contact"] })
+      expect(run).toMatchObject({ trigger: "feed_gap", requestedBy: "poller", status: "completed" })
+      expect([...(run?.entities ?? [])].sort()).toEqual(["contact", "currency"])
       await eventually(async () => {
         const r = await engine.call("GET", "/v1/tenants/lost/records/contact/c-1", { key })
         return r.body?.record?.email === "ada@returned.example" ? true : undefined
@@ -333,8 +345,9 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
       // The cursor is inside the window again, and later polls start no other run.
       const polls = (await status(engine, "lost")).polling.polls as number
       await eventually(async () => ((await status(engine, "lost")).polling.polls >= polls + 2 ? true : undefined), 30_000, 200)
-      const [stored] = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`)
-      expect(Date.parse(stored?.cursor ?? "")).toBeGreaterThan(Date.now() - 30 * 86_400_000)
+      const stored = await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name IN ('poll', 'poll:safety')`)
+      expect(stored).toHaveLength(2)
+      for (const c of stored) expect(Date.parse(c.cursor)).toBeGreaterThan(Date.now() - 30 * 86_400_000)
       expect(await gapRuns()).toHaveLength(1)
     })
   })

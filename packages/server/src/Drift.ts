@@ -35,11 +35,12 @@
  * Scheduled runs are claimed in `drift_schedule` (the connection's cron, UTC)
  * by one node. The poller starts one (`feed_gap`, `catchUp`) when a change
  * feed could not reach back to a connection's cursor, e.g. QuickBooks after
- * a connection was paused for more than 30 days. A run is an `effect/workflow` workflow whose steps commit a
- * checkpoint (entity, provider cursor, stage) in its `drift_runs` row: killed
- * anywhere, it resumes at its last checkpoint on this node restarted or on
- * another. A run that nevertheless stops sending heartbeats (15 minutes) is
- * marked failed, so the connection can be reconciled again.
+ * a connection was paused for more than 30 days. A run is an
+ * `effect/workflow` workflow whose steps commit a checkpoint (entity,
+ * provider cursor, stage) in its `drift_runs` row: killed anywhere, it
+ * resumes at its last checkpoint on this node restarted or on another. A
+ * run that nevertheless stops sending heartbeats (15 minutes) is marked
+ * failed, so the connection can be reconciled again.
  */
 import { Refs } from "@concord/core"
 import type { Provider } from "@concord/providers"
@@ -1072,8 +1073,9 @@ export class DriftRuns extends Context.Service<DriftRuns, {
   /** One run with a page of its items, of `tenantId` only or of any tenant. */
   readonly run: (tenantId: string | undefined, id: string, page: { readonly offset?: number; readonly limit?: number; readonly kind?: Drift.DriftKind }) => Effect.Effect<DriftRunDetail, NotFound>
   /**
-   * Starts a reconciliation of `entities` (those enabled) because a change feed skipped changes made between
-   * `gap.from` and `gap.to`; none when one is running already (it reads the state after the gap too).
+   * Starts a reconciliation of the connection's entities (and `entities`, those enabled) because a change feed
+   * skipped changes made between `gap.from` and `gap.to`; none when one is running already (it reads the state
+   * after the gap too).
    */
   readonly catchUp: (connectionId: string, entities: ReadonlyArray<string>, gap: { readonly from: string; readonly to: string }) => Effect.Effect<Option.Option<DriftRunView>>
 }>()("concord/server/DriftRuns") {}
@@ -1167,8 +1169,11 @@ const service = Effect.gen(function*() {
       const found = yield* loadConnection(connectionId)
       if (Option.isNone(found) || found.value.status !== "active") return Option.none<DriftRunView>()
       const conn = found.value
-      const enabled = new Set(entitiesFor(conn, undefined))
-      const entities = asked.filter((e) => enabled.has(e))
+      // Every entity the connection reconciles, and those of the feed that skipped (if enabled): a connection whose
+      // feed reached back no further was offline that long, so its other feeds skipped too (an adaptive and a
+      // safety poll falling due together start one run, not one that blocks the other).
+      const enabled = asked.filter((e) => conn.config.entities[e as EntityType] !== undefined)
+      const entities = [...new Set([...entitiesFor(conn, undefined), ...enabled])]
       if (entities.length === 0) return Option.none<DriftRunView>()
       const started = yield* begin(conn, "feed_gap", "poller", entities)
       if (Option.isSome(started)) {
