@@ -259,13 +259,21 @@ const replayCommand = Command.make(
     for (const e of targets) copies.set(e.seq, yield* replayOne(jet, run, e))
 
     // Wait until the engine settles each copy: its dead letter disappears (success, or replaced by a new one).
+    // Which are still there is one headers-only read of the DLQ from the oldest pending one, not a request
+    // per dead letter: a replay after an outage can be tens of thousands.
     const pending = new Set(targets.map((e) => e.seq))
     const deadline = (yield* Clock.currentTimeMillis) + input.timeout * 1000
     while (pending.size > 0 && (yield* Clock.currentTimeMillis) < deadline) {
       yield* Effect.sleep("250 millis")
-      const still = yield* Effect.forEach([...pending], (seq) => getMessage(jet, jet.names.dlq, seq).pipe(Effect.map((m) => [seq, m !== undefined] as const)), { concurrency: 16 })
-      for (const [seq, present] of still) {
-        if (!present) {
+      let oldest = Number.POSITIVE_INFINITY
+      for (const seq of pending) oldest = Math.min(oldest, seq)
+      const present = new Set<number>()
+      yield* scan(jet, jet.names.dlq, { filter: jet.names.subject("concord.dlq.>"), start: { _tag: "Seq", seq: oldest }, endSeq: snapshotEnd, headersOnly: true }, (m) =>
+        Effect.sync(() => {
+          present.add(m.seq)
+        }))
+      for (const seq of [...pending]) {
+        if (!present.has(seq)) {
           pending.delete(seq)
           yield* bar.advance()
         }

@@ -102,6 +102,8 @@ export const scan = (
     readonly until?: Date
     /** Stop after this many messages. */
     readonly limit?: number
+    /** Deliver headers only, not the payloads (for a scan that needs sequences, subjects or headers). */
+    readonly headersOnly?: boolean
     readonly onTotal?: (total: number) => Effect.Effect<void>
   },
   each: (msg: JsMsg) => Effect.Effect<void, CliFailure>
@@ -115,6 +117,7 @@ export const scan = (
       filter_subject: options.filter,
       inactive_threshold: nanos(60_000),
       mem_storage: true,
+      ...(options.headersOnly === true ? { headers_only: true } : {}),
       ...(options.start._tag === "All"
         ? { deliver_policy: DeliverPolicy.All }
         : options.start._tag === "Seq"
