@@ -135,4 +135,32 @@ connections:
     const seen = await query<{ n: string }>(`SELECT count(*) AS n FROM drift_seen WHERE run_id = '${id}'`)
     expect(Number(seen[0]?.n)).toBe(0)
   }, 600_000)
+
+  it("killed after its app side was read and counted, the step is done again and counts each app record once", async () => {
+    // App records the provider never got (the app pushes contacts): read, counted and reported by the app step.
+    const UNLINKED = 40
+    await query(`
+      INSERT INTO records (tenant_id, entity, record_id, data, hash, origin, updated_at)
+      SELECT 'resume', 'contact', 'u-' || lpad(i::text, 3, '0'), jsonb_build_object('id', 'u-' || i, 'name', 'Unlinked ' || i), 'seeded', 'app', now() - interval '1 day'
+      FROM generate_series(1, ${UNLINKED}) AS i`)
+    env = { ...env, CONCORD_CRASH_AT: "after-drift-app-step" }
+    await start()
+    const started = await api("POST", "/v1/tenants/resume/connections/resume-qbo/drift/reconcile", { body: {} })
+    expect(started.status).toBe(202)
+    const id = started.body.id as string
+    // The engine kills itself at the end of the app step, its checkpoint not moved.
+    expect(await (engine as ChildEngine).exited).toMatchObject({ signal: "SIGKILL" })
+    const counted = await query<{ app_records: string; stage: string }>(`SELECT app_records::text, stage FROM drift_runs WHERE id = '${id}'`)
+    expect(counted[0]).toEqual({ app_records: String(UNLINKED), stage: "app" })
+    const { CONCORD_CRASH_AT: _, ...rest } = env
+    env = rest
+    await start()
+    const run = await eventually(async () => {
+      const r = await api("GET", `/v1/tenants/resume/drift/runs/${id}?limit=1000&kind=missing_in_provider`)
+      return r.body?.run?.status === "running" ? undefined : r.body
+    }, 300_000, 200)
+    expect(run.run.status, run.run.error).toBe("completed")
+    expect(run.run.appRecords).toBe(UNLINKED)
+    expect(run.items.map((i: any) => i.recordId).sort()).toEqual(Array.from({ length: UNLINKED }, (_, i) => `u-${String(i + 1).padStart(3, "0")}`))
+  }, 600_000)
 })

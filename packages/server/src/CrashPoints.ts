@@ -3,7 +3,8 @@
  * process kills itself (SIGKILL, no cleanup) the first time it reaches that
  * point. Points: `after-provider-write`, `after-commit`, `after-publish`,
  * `after-backfill-page` (a backfill page committed, its activity result not
- * yet stored).
+ * yet stored), `after-drift-app-step` (a reconciliation's app side of an
+ * entity read and counted, its checkpoint not yet moved).
  * Unset in production, where this is a no-op.
  */
 import { Effect } from "effect"

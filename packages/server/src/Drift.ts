@@ -56,6 +56,7 @@ import { SqlClient } from "effect/sql"
 import { Activity, Workflow, WorkflowEngine } from "effect/workflow"
 import { AckPolicy, DeliverPolicy, type JsMsg, nanos } from "nats"
 import { randomUUID } from "node:crypto"
+import { crashPoint } from "./CrashPoints.ts"
 import { Conflict, type DriftItemView, type DriftRunDetail, type DriftRunView, NotFound, type ReconcileRequest, Unprocessable } from "./api/Api.ts"
 import { Nats } from "./nats/Nats.ts"
 import * as Audit from "./storage/Audit.ts"
@@ -906,7 +907,7 @@ const advance = (runId: string, step: number, next: { readonly stage: StepRow["s
     const sql = yield* SqlClient.SqlClient
     yield* sql`
       UPDATE drift_runs SET stage = ${next.stage}, entity_index = ${next.entityIndex}, cursor = ${next.cursor}, steps = steps + 1,
-        checkpoint_records = provider_records, heartbeat_at = now()
+        checkpoint_records = provider_records, checkpoint_app_records = app_records, heartbeat_at = now()
       WHERE id = ${runId} AND steps = ${step}`
     return { done: next.stage === "done" }
   })
@@ -1002,11 +1003,13 @@ const runStep = (runId: string, step: number) =>
       }
 
       if (row.stage === "app" && entity !== undefined) {
-        yield* progress(runId, 0, 0, `app ${entity}`)
+        // Done again after a crash, the step counts its rows again from the checkpoint's count.
+        yield* sql`UPDATE drift_runs SET app_records = checkpoint_app_records, phase = ${`app ${entity}`}, heartbeat_at = now() WHERE id = ${runId}`
         // Fresh statistics for the seen ids, or the planner anti-joins a million links by scanning them one by one.
         yield* sql`ANALYZE drift_seen`
         yield* unseenLinks(ctx, entity)
         yield* unlinkedApp(ctx, entity)
+        yield* crashPoint("after-drift-app-step")
         return yield* advance(runId, step, nextEntity)
       }
 

@@ -441,6 +441,12 @@ const m0015 = Effect.gen(function*() {
   yield* sql`ALTER TABLE drift_runs ADD CONSTRAINT drift_runs_trigger_check CHECK (trigger IN ('scheduled', 'manual', 'feed_gap'))`
 })
 
+/** A run's app-side count at its checkpoint, so an app step done again after a crash does not count twice. */
+const m0016 = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE drift_runs ADD COLUMN checkpoint_app_records bigint NOT NULL DEFAULT 0`
+})
+
 /** Migrations by `<id>_<name>`; never edit one that has shipped, add the next. */
 export const migrations = {
   "1_initial": m0001,
@@ -456,7 +462,8 @@ export const migrations = {
   "12_drift_checkpoints": m0012,
   "13_records_natural_key": m0013,
   "14_natural_key_whitespace": m0014,
-  "15_drift_feed_gap": m0015
+  "15_drift_feed_gap": m0015,
+  "16_drift_app_checkpoint": m0016
 }
 
 /** Runs pending migrations once, even when several nodes start together. */
