@@ -10,6 +10,7 @@ import { Xero } from "@concord/providers/xero/Adapter"
 import * as XeroSandbox from "@concord/providers/xero/Sandbox"
 import { type ConnectionInfo, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import { Effect, Exit, Option, Scope } from "effect"
+import { SqlClient } from "effect/sql"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sandboxEnv } from "../support/child-engine.ts"
 import { startEngine, type TestEngine } from "../support/engine.ts"
@@ -116,5 +117,25 @@ describe.skipIf(!servicesAvailable)("provider sessions (real engine, Xero sandbo
     })))
     expect(moved.client).not.toBe(later)
     expect(Array.isArray(moved.page.records)).toBe(true)
+  }, 60_000)
+
+  it("opens a session prepared with its batch's credentials (one query for a poller's batch) without reading them again", async () => {
+    const info = await connection()
+    await sleep(IDLE_MS * 2 + 500)
+    const sql = <A extends object>(f: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) => run(Effect.flatMap(SqlClient.SqlClient, f))
+    const [row] = await sql<Record<string, unknown>>((q) => q`SELECT * FROM credentials WHERE connection_id = 'shared-xero'`)
+    expect(row).toBeDefined()
+    try {
+      await run(Effect.flatMap(ProviderSessions, (s) => s.prepare(["shared-xero", "no-such-connection"])))
+      // Gone from the store after the batch read: a session that read them again would find none.
+      await sql((q) => q`DELETE FROM credentials WHERE connection_id = 'shared-xero'`)
+      const page = await run(Effect.scoped(Effect.gen(function*() {
+        const session = yield* (yield* ProviderSessions).open(info)
+        return yield* session.client.listPage("contact")
+      })))
+      expect(Array.isArray(page.records)).toBe(true)
+    } finally {
+      await sql((q) => q`INSERT INTO credentials ${q.insert(row as Record<string, unknown>)} ON CONFLICT (connection_id) DO NOTHING`)
+    }
   }, 60_000)
 })

@@ -32,6 +32,11 @@ export interface TokenSourceOptions {
   readonly refreshAheadMs?: number
   /** Called after each successful refresh (metrics). */
   readonly onRefresh?: Effect.Effect<void>
+  /**
+   * The stored tokens, read a moment ago (several connections' in one query): used instead of reading
+   * them again while their access token is fresh. A refresh always reads the store under its lock.
+   */
+  readonly initial?: TokenSet
 }
 
 /**
@@ -48,7 +53,7 @@ const SAVE_ATTEMPTS = 20
 export const makeTokenSource = (options: TokenSourceOptions): Effect.Effect<TokenSource> =>
   Effect.sync(() => {
     const ahead = options.refreshAheadMs ?? 5 * 60_000
-    let current: TokenSet | undefined
+    let current: TokenSet | undefined = options.initial
     const unsavedKey = `${options.provider.id}|${options.connectionId}`
     let inFlight: Deferred.Deferred<TokenSet, NeedsReauth | ProviderUnavailable> | undefined
 

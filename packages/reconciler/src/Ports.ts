@@ -289,6 +289,11 @@ export interface ProviderSession {
 /** Opens provider clients for connections (credentials, OAuth app, base URL). */
 export class ProviderSessions extends Context.Service<ProviderSessions, {
   readonly open: (connection: ConnectionInfo) => Effect.Effect<ProviderSession, ConnectionUnavailable, Scope.Scope>
+  /**
+   * About to open sessions for these connections (a poller's batch): reads the stored credentials of
+   * those without a session in one go, instead of one read per session. Best effort.
+   */
+  readonly prepare: (connectionIds: ReadonlyArray<string>) => Effect.Effect<void>
 }>()("concord/reconciler/ProviderSessions") {}
 
 /**

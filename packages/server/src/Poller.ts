@@ -549,6 +549,8 @@ export const layer = Layer.effect(
             Effect.catchCause((c) => Effect.logWarning("poller: could not claim polls", c).pipe(Effect.as([] as ReadonlyArray<ClaimRow>)))
           )
           const byId = new Map(claimed.map((r) => [r.connection_id, r]))
+          // The batch's sessions that are not open read their credentials in one query, not one each.
+          yield* sessions.prepare(claimed.filter((r) => r.status === "active").map((r) => r.connection_id))
           for (const entry of batch) yield* Effect.forkIn(runPoll(entry, byId.get(entry.id)), scope)
         }
         yield* flush

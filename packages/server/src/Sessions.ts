@@ -20,7 +20,7 @@
  * account or API URL changed gets a new session; the old one closes when its
  * last holder lets go.
  */
-import { Tokens } from "@concord/providers"
+import { type Provider, Tokens } from "@concord/providers"
 import { ConnectionUnavailable, type ProviderSession, ProviderSessions, SyncStore } from "@concord/reconciler/Ports"
 import { Clock, Effect, Exit, Layer, Scope } from "effect"
 import { Metrics } from "./Observability.ts"
@@ -38,6 +38,9 @@ interface Shared {
   retired: boolean
 }
 
+/** How long credentials read ahead by `prepare` may seed a session. */
+const SEED_MS = 5_000
+
 /** How long an unused session is kept (default 20 minutes). */
 const idleMs = (): number => {
   const v = Number(process.env.CONCORD_SESSION_IDLE_MS ?? 20 * 60_000)
@@ -54,6 +57,8 @@ export const layer = Layer.effect(
     const layerScope = yield* Effect.scope
     const keepMs = idleMs()
     const shared = new Map<string, Shared>()
+    /** Credentials read by `prepare` for sessions about to open, taken by the first `open` (kept a few seconds). */
+    const seeds = new Map<string, { readonly tokens: Provider.TokenSet; readonly at: number }>()
 
     const close = (entry: Shared) => Scope.close(entry.scope, Exit.void)
 
@@ -84,6 +89,15 @@ export const layer = Layer.effect(
       })
 
     return ProviderSessions.of({
+      prepare: (connectionIds) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          for (const [id, seed] of seeds) if (now - seed.at > SEED_MS) seeds.delete(id)
+          const wanted = connectionIds.filter((id) => !shared.has(id) && !seeds.has(id))
+          if (wanted.length === 0) return
+          const loaded = yield* vault.loadMany(wanted)
+          for (const [id, tokens] of loaded) seeds.set(id, { tokens, at: now })
+        }).pipe(Effect.catchCause((c) => Effect.logDebug("sessions: could not read credentials ahead; each session reads its own", c))),
       open: (connection) =>
         Effect.gen(function*() {
           const unavailable = (status: string, reason: string) => new ConnectionUnavailable({ connectionId: connection.id, status, reason })
@@ -101,7 +115,10 @@ export const layer = Layer.effect(
           let entry = shared.get(connection.id)
           if (entry === undefined || entry.key !== key) {
             const scope = yield* Scope.fork(layerScope)
+            const seed = seeds.get(connection.id)
+            seeds.delete(connection.id)
             const tokens = yield* Tokens.makeTokenSource({
+              ...(seed === undefined || (yield* Clock.currentTimeMillis) - seed.at > SEED_MS ? {} : { initial: seed.tokens }),
               provider,
               app: app.app,
               connectionId: connection.id,

@@ -90,6 +90,8 @@ export interface VaultShape {
   /** Seals and stores a connection's tokens (committed before returning). */
   readonly save: (connectionId: string, tokens: Provider.TokenSet) => Effect.Effect<void, VaultError | SqlError.SqlError>
   readonly load: (connectionId: string) => Effect.Effect<Option.Option<Provider.TokenSet>, VaultError | SqlError.SqlError>
+  /** The tokens of several connections in one query (those without credentials, or that cannot be opened, are left out). */
+  readonly loadMany: (connectionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Provider.TokenSet>, SqlError.SqlError>
   /** Re-seals every credential under the current key; returns how many moved. */
   readonly rotate: Effect.Effect<number, VaultError | SqlError.SqlError>
   /** A `TokenStore` for the providers' token source. `onNeedsReauth` records the lost grant. */
@@ -177,6 +179,20 @@ export const layer: Layer.Layer<Vault, VaultError, Settings | SqlClient.SqlClien
         return Option.some(yield* decrypt(connectionId, row))
       })
 
+    const loadMany = (connectionIds: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const out = new Map<string, Provider.TokenSet>()
+        if (connectionIds.length === 0) return out
+        const rows = yield* sql<CredentialRow & { connection_id: string }>`
+          SELECT connection_id, key_id, nonce, ciphertext, auth_tag FROM credentials WHERE connection_id IN ${sql.in(connectionIds)}`
+        for (const row of rows) {
+          // One that cannot be opened is read (and its error reported) by the session itself.
+          const opened = yield* Effect.option(decrypt(row.connection_id, row))
+          if (opened._tag === "Some") out.set(row.connection_id, opened.value)
+        }
+        return out
+      })
+
     const rotate = Effect.gen(function*() {
       const rows = yield* sql<CredentialRow & { connection_id: string }>`
         SELECT connection_id, key_id, nonce, ciphertext, auth_tag FROM credentials WHERE key_id <> ${current.id}`
@@ -194,6 +210,6 @@ export const layer: Layer.Layer<Vault, VaultError, Settings | SqlClient.SqlClien
         ).pipe(Effect.catchTag("SqlError", (e) => Effect.die(e)))
     })
 
-    return Vault.of({ save, load, rotate, tokenStore, currentKeyId: current.id })
+    return Vault.of({ save, load, loadMany, rotate, tokenStore, currentKeyId: current.id })
   })
 )
