@@ -128,11 +128,6 @@ const batchCollections = new Set<W.Collection>(["Contacts", "Items", "Invoices",
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
 const endpointsOf = (app: OAuthApp): OAuthEndpoints => ({ ...defaultEndpoints, ...app.endpoints })
 
-type RawResponse = Http.HttpAnswer
-
-const fetchRaw = (url: string, init: { readonly method?: "GET" | "POST"; readonly headers: Record<string, string>; readonly body?: string }) =>
-  Http.send({ method: init.method ?? "GET", url, headers: init.headers, ...(init.body === undefined ? {} : { body: init.body }) })
-
 const parseJson = (text: string): unknown => {
   try {
     return JSON.parse(text)
@@ -158,8 +153,9 @@ const tokenSetOf = (t: typeof W.TokenResponse.Type, now: number): TokenSet => ({
 
 const tokenRequest = (app: OAuthApp, body: Record<string, string>) =>
   Effect.gen(function*() {
-    const res = yield* fetchRaw(endpointsOf(app).tokenUrl, {
+    const res = yield* Http.send({
       method: "POST",
+      url: endpointsOf(app).tokenUrl,
       headers: { authorization: Http.basicAuth(app), "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
       body: form(body)
     }).pipe(Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `token endpoint unreachable: ${e.reason}` })))
@@ -178,7 +174,7 @@ const tokenRequest = (app: OAuthApp, body: Record<string, string>) =>
 const listConnections = (app: OAuthApp, accessToken: string) =>
   Effect.gen(function*() {
     const url = endpointsOf(app).connectionsUrl ?? defaultEndpoints.connectionsUrl as string
-    const res = yield* fetchRaw(url, { headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" } }).pipe(
+    const res = yield* Http.send({ method: "GET", url, headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" } }).pipe(
       Effect.mapError((e) => new AuthFailed({ provider: PROVIDER, reason: `connections endpoint unreachable: ${e.reason}` }))
     )
     if (res.status !== 200) return yield* new AuthFailed({ provider: PROVIDER, reason: `GET /connections answered HTTP ${res.status}: ${res.text.slice(0, 200)}` })
@@ -347,7 +343,7 @@ const client = (context: ConnectionContext) =>
     })
 
     /** A request with 401 / 429 / 5xx handling. Resolves with the final response (any status below 500 but 401/429). */
-    const send = (req: Request): Effect.Effect<RawResponse, ProviderError> =>
+    const send = (req: Request): Effect.Effect<Http.HttpAnswer, ProviderError> =>
       Effect.gen(function*() {
         const priority = yield* CurrentPriority
         let authRetried = false
@@ -400,7 +396,7 @@ const client = (context: ConnectionContext) =>
       })
 
     /** Decodes a 200 body as a collection envelope. */
-    const decodeEnvelope = <C extends W.Collection>(collection: C, res: RawResponse): Effect.Effect<{ elements: ReadonlyArray<Record<string, unknown>>; raw: ReadonlyArray<Record<string, unknown>>; dateTimeUTC?: string }, ProviderProtocolError> => {
+    const decodeEnvelope = <C extends W.Collection>(collection: C, res: Http.HttpAnswer): Effect.Effect<{ elements: ReadonlyArray<Record<string, unknown>>; raw: ReadonlyArray<Record<string, unknown>>; dateTimeUTC?: string }, ProviderProtocolError> => {
       const body = parseJson(res.text)
       const decoded = Schema.decodeUnknownResult(W.Responses[collection] as Schema.Codec<unknown>)(body)
       if (decoded._tag === "Failure") return Effect.fail(protocol(`${collection} response: ${describeIssue(decoded.failure)}`))
@@ -410,7 +406,7 @@ const client = (context: ConnectionContext) =>
       return Effect.succeed({ elements: value[collection] as ReadonlyArray<Record<string, unknown>>, raw, ...(typeof dt === "string" ? { dateTimeUTC: dt } : {}) })
     }
 
-    const rejected = (entity: string, recordId: string | undefined, res: RawResponse, fallback: string): ProviderRejected => {
+    const rejected = (entity: string, recordId: string | undefined, res: Http.HttpAnswer, fallback: string): ProviderRejected => {
       const decoded = Schema.decodeUnknownOption(W.ApiException)(parseJson(res.text))
       const ex = decoded._tag === "Some" ? decoded.value : undefined
       const messages = (ex?.Elements ?? []).flatMap((el) => ((el.ValidationErrors ?? []) as ReadonlyArray<{ Message?: string }>).map((v) => v.Message ?? ""))
