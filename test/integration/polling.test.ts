@@ -245,6 +245,10 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
       await Effect.runPromise(Scope.close(scope, Exit.void))
     })
 
+    /** A query on the engine's database. */
+    const sql = <A extends object>(run: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
+      engine.runtime.runPromise(Effect.flatMap(SqlClient.SqlClient, run) as Effect.Effect<ReadonlyArray<A>, never, never>)
+
     it("finds an accountant's edit whose webhook was dropped with the safety poll, and the app gets it", async () => {
       const key = (await engine.call("POST", "/v1/tenants/lost/keys", { key: engine.adminKey, body: {} })).body.key as string
       const put = await engine.call("PUT", "/v1/tenants/lost/records/contact/c-1", { key, body: { name: "Ada Lovelace", roles: ["customer"], email: "ada@example.com", status: "active" } })
@@ -274,12 +278,8 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
     })
 
     it("moves a quiet connection's change-feed cursor forward with every poll (QuickBooks' feed reaches back 30 days only)", async () => {
-      const cursor = () =>
-        engine.runtime.runPromise(Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          const rows = yield* sql<{ cursor: string }>`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`
-          return rows[0]?.cursor
-        }) as Effect.Effect<string | undefined, never, never>)
+      const cursor = async () =>
+        (await sql<{ cursor: string }>((s) => s`SELECT cursor FROM sync_cursors WHERE connection_id = 'lost-conn' AND name = 'poll:safety'`))[0]?.cursor
       const pollsNow = async () => (await status(engine, "lost")).polling.polls as number
       const start = await eventually(cursor)
       const polls = await pollsNow()
@@ -293,10 +293,6 @@ describe.skipIf(!servicesAvailable)("adaptive polling (real Postgres and NATS)",
     })
 
     it("resumed after more than QuickBooks' 30-day feed, a connection is reconciled once (trigger feed_gap), every entity, and the accountant's edit arrives", async () => {
-      const sql = <A extends object>(run: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<A>, unknown>) =>
-        engine.runtime.runPromise(Effect.gen(function*() {
-          return yield* run(yield* SqlClient.SqlClient)
-        }) as Effect.Effect<ReadonlyArray<A>, never, never>)
       const key = (await engine.call("POST", "/v1/tenants/lost/keys", { key: engine.adminKey, body: {} })).body.key as string
       const ext = (await engine.call("GET", "/v1/tenants/lost/records/contact/c-1", { key })).body.sync[0].externalId as string
       const gapRuns = async () => {

@@ -253,6 +253,7 @@ const replayCommand = Command.make(
       return yield* Console.log("nothing to replay: no dead letters match")
     }
     const snapshotEnd = (yield* natsCall(`cannot read ${jet.names.dlq}`, () => jet.jsm.streams.info(jet.names.dlq))).state.last_seq
+    const everyDeadLetter = jet.names.subject("concord.dlq.>")
 
     const bar = yield* Progress.make("replaying", { force: input.progress, total: targets.length })
     const copies = new Map<number, number>()
@@ -268,7 +269,7 @@ const replayCommand = Command.make(
       let oldest = Number.POSITIVE_INFINITY
       for (const seq of pending) oldest = Math.min(oldest, seq)
       const present = new Set<number>()
-      yield* scan(jet, jet.names.dlq, { filter: jet.names.subject("concord.dlq.>"), start: { _tag: "Seq", seq: oldest }, endSeq: snapshotEnd, headersOnly: true }, (m) =>
+      yield* scan(jet, jet.names.dlq, { filter: everyDeadLetter, start: { _tag: "Seq", seq: oldest }, endSeq: snapshotEnd, headersOnly: true }, (m) =>
         Effect.sync(() => {
           present.add(m.seq)
         }))
@@ -284,7 +285,7 @@ const replayCommand = Command.make(
     // Dead letters written since the replay began that replace one of ours.
     const replacements = new Map<number, Entry>()
     if (pending.size < targets.length) {
-      yield* scan(jet, jet.names.dlq, { filter: jet.names.subject("concord.dlq.>"), start: { _tag: "Seq", seq: snapshotEnd + 1 } }, (m) =>
+      yield* scan(jet, jet.names.dlq, { filter: everyDeadLetter, start: { _tag: "Seq", seq: snapshotEnd + 1 } }, (m) =>
         Effect.sync(() => {
           const e = toEntry(jet, { seq: m.seq, subject: m.subject, data: m.data, at: new Date(m.info.timestampNanos / 1e6), header: (n) => m.headers?.get(n) || undefined })
           if (e.replaces !== null) replacements.set(e.replaces, e)

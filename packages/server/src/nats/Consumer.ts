@@ -27,7 +27,6 @@ const encoder = new TextEncoder()
 /** Backoff before the next attempt of a failed message: 1 s, 2 s, 4 s … capped at 60 s. */
 export const backoffMs = (deliveries: number): number => Math.min(60_000, 1000 * 2 ** Math.max(0, deliveries - 1))
 
-
 /** A positive integer header, if present. */
 const seqHeader = (msg: JsMsg, name: string): number | undefined => {
   const n = Number(msg.headers?.get(name) ?? "")
